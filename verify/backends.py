@@ -1,0 +1,37 @@
+"""Array backends: the namespace float checks run on."""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any
+
+BACKENDS = ("auto", "numpy", "cupy")
+
+
+def cupy_usable() -> bool:
+    if importlib.util.find_spec("cupy") is None:
+        return False
+    try:
+        import cupy  # noqa: PLC0415
+
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:  # no driver, no device: CuPy imports but cannot run
+        return False
+
+
+def resolve(backend: str) -> tuple[str, Any]:
+    """(name, namespace) for a backend choice; the namespace is None when the
+    requested backend cannot run here, and checks that need it are skipped."""
+    if backend == "auto":
+        backend = "cupy" if cupy_usable() else "numpy"
+    if backend == "numpy":
+        import array_api_compat.numpy as xp  # noqa: PLC0415
+
+        return "numpy", xp
+    if backend == "cupy":
+        if not cupy_usable():
+            return "cupy", None
+        import array_api_compat.cupy as xp  # noqa: PLC0415
+
+        return "cupy", xp
+    raise ValueError(f"unknown backend {backend!r}")

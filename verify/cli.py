@@ -1,0 +1,150 @@
+"""The ``verify`` command.
+
+    verify [OPTIONS]               audit every claim, write reports/latest/
+    verify run LABEL... [OPTIONS]  audit a selection (labels, sections, ranges)
+    verify list [--json]           the claims, their checks and the coverage
+
+Exit status: 0 when no claim failed or errored, 1 otherwise, 2 for a usage
+error, 130 when interrupted (the previous report is left untouched).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Sequence
+
+from . import report as report_mod
+from . import terminal
+from .backends import BACKENDS, resolve
+from .catalog import CatalogError
+from .context import PROFILES, Context
+from .engine import Audit, SelectionError, load_checks, select
+from .model import BAD
+
+COMMANDS = ("run", "list")
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, no usage dump
+        raise UsageError(message)
+
+
+def _int_in(lo: int, hi: int, what: str):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be an integer, got {text!r}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"{what} must be between {lo} and {hi}, got {value}")
+        return value
+
+    return parse
+
+
+def _parser(command: str | None) -> _Parser:
+    prog = "verify" + (f" {command}" if command else "")
+    p = _Parser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    if command == "list":
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+        return p
+    if command == "run":
+        p.add_argument("targets", nargs="+", metavar="LABEL_OR_SECTION",
+                       help='labels ("S15", "Lemma 2"), sections ("III") or ranges ("S8-S22")')
+    p.add_argument("--seed", type=_int_in(0, 2**63 - 1, "--seed"), default=0, help="master seed (default 0)")
+    p.add_argument("--profile", choices=sorted(PROFILES), default="default", help="how hard to look")
+    p.add_argument("--backend", choices=BACKENDS, default="auto", help="array backend for float checks")
+    p.add_argument("--dps", type=_int_in(15, 5000, "--dps"), default=50, help="mpmath decimal digits (default 50)")
+    p.add_argument("--report-dir", type=Path, default=Path("reports/latest"), help="where reports are written")
+    p.add_argument("--json", action="store_true", help="print report.json on stdout")
+    return p
+
+
+def parse(argv: Sequence[str]) -> tuple[str | None, argparse.Namespace]:
+    command = argv[0] if argv and argv[0] in COMMANDS else None
+    if argv and command is None and not argv[0].startswith("-"):
+        raise UsageError(f"unknown command {argv[0]!r} (commands: {', '.join(COMMANDS)}; or no command to audit all)")
+    args = _parser(command).parse_args(list(argv[1:] if command else argv))
+    return command, args
+
+
+def _list(args: argparse.Namespace) -> int:
+    audit = Audit(Context())
+    rows = [
+        {
+            "label": c.label,
+            "section": c.section,
+            "kind": c.kind,
+            "title": c.title,
+            "covered": bool(audit.checks.get(c.label)),
+            "checks": [{"name": k.name, "method": k.method} for k in audit.checks.get(c.label, ())],
+        }
+        for c in audit.claims.values()
+    ]
+    coverage = {"covered": audit.covered(), "total": len(rows)}
+    if args.json:
+        print(json.dumps({"claims": rows, "coverage": coverage}, indent=1))
+    else:
+        terminal.print_list(rows, coverage)
+    return EXIT_OK
+
+
+def _audit(args: argparse.Namespace, targets: Sequence[str] | None, argv: Sequence[str]) -> int:
+    if args.report_dir.exists() and not args.report_dir.is_dir():
+        raise UsageError(f"--report-dir {args.report_dir} exists and is not a folder")
+    backend, xp = resolve(args.backend)
+    ctx = Context(seed=args.seed, profile=PROFILES[args.profile], dps=args.dps, backend=backend, xp=xp)
+    audit = Audit(ctx)
+    labels = select(targets, audit.claims) if targets else list(audit.claims)
+    started = datetime.now(timezone.utc)
+    t0 = time.perf_counter()
+    results = terminal.run_with_progress(audit, labels, quiet=False)
+    run = {
+        "command": ["verify", *argv],
+        "seed": args.seed,
+        "profile": args.profile,
+        "backend": backend,
+        "backend_available": xp is not None,
+        "dps": args.dps,
+        "selection": list(targets or []),
+        "started": started.isoformat(timespec="seconds"),
+        "duration_s": round(time.perf_counter() - t0, 3),
+    }
+    document = report_mod.build(results, audit.claims, audit.covered(), run)
+    paths = report_mod.write(document, args.report_dir)
+    if args.json:
+        print(json.dumps(document, indent=1))
+    terminal.print_summary(document, paths, to_stderr=args.json)
+    return EXIT_FAILED if any(r.verdict in BAD for r in results) else EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        command, args = parse(argv)
+        if command == "list":
+            return _list(args)
+        return _audit(args, args.targets if command == "run" else None, argv)
+    except UsageError as exc:
+        terminal.error(str(exc))
+        return EXIT_USAGE
+    except (SelectionError, CatalogError) as exc:
+        terminal.error(str(exc))
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        terminal.error("interrupted: no report was written; the previous report is intact")
+        return EXIT_INTERRUPTED
+
+
+def entry() -> None:
+    sys.exit(main())
