@@ -3,6 +3,7 @@
     verify [OPTIONS]               audit every claim, write reports/latest/
     verify run LABEL... [OPTIONS]  audit a selection (labels, sections, ranges)
     verify list [--json]           the claims, their checks and the coverage
+    verify bench [OPTIONS]         time the routes to lambda_max(H) side by side
 
 Exit status: 0 when no claim failed or errored, 1 otherwise, 2 for a usage
 error, 130 when interrupted (the previous report is left untouched).
@@ -26,7 +27,7 @@ from .context import PROFILES, Context
 from .engine import Audit, SelectionError, load_checks, select
 from .model import BAD
 
-COMMANDS = ("run", "list")
+COMMANDS = ("run", "list", "bench")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
@@ -52,11 +53,51 @@ def _int_in(lo: int, hi: int, what: str):
     return parse
 
 
+BENCH_MINIMA = {"canonical": "canonical", "random": "random (S104)"}
+
+
+def _int_list(what: str):
+    def parse(text: str) -> tuple[int, ...]:
+        try:
+            values = tuple(int(v) for v in text.split(","))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be comma-separated integers, got {text!r}") from None
+        if not values or min(values) < 1 or max(values) > 4096:
+            raise argparse.ArgumentTypeError(f"{what} values must be between 1 and 4096, got {text!r}")
+        return values
+
+    return parse
+
+
+def _choice_list(what: str, choices: dict[str, str]):
+    def parse(text: str) -> tuple[str, ...]:
+        values = tuple(v.strip() for v in text.split(","))
+        unknown = [v for v in values if v not in choices]
+        if unknown:
+            raise argparse.ArgumentTypeError(f"{what}: unknown {unknown[0]!r} (choose from {', '.join(choices)})")
+        return values
+
+    return parse
+
+
 def _parser(command: str | None) -> _Parser:
     prog = "verify" + (f" {command}" if command else "")
     p = _Parser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     if command == "list":
         p.add_argument("--json", action="store_true", help="machine-readable output")
+        return p
+    if command == "bench":
+        p.add_argument("--depths", type=_int_list("--depths"), default=(3, 5, 8), help="depths m (default 3,5,8)")
+        p.add_argument("--sizes", type=_int_list("--sizes"), default=(8, 32, 64, 128, 256, 512),
+                       help="square widths d (default 8,32,64,128,256,512)")
+        p.add_argument("--minima", type=_choice_list("--minima", BENCH_MINIMA), default=tuple(BENCH_MINIMA),
+                       help="kinds of minimum: canonical,random (default both)")
+        p.add_argument("--max-seconds", type=_int_in(1, 86400, "--max-seconds"), default=60,
+                       help="skip a method predicted to take longer (default 60)")
+        p.add_argument("--max-gib", type=_int_in(1, 4096, "--max-gib"), default=8,
+                       help="skip a method predicted to need more memory (default 8)")
+        p.add_argument("--seed", type=_int_in(0, 2**63 - 1, "--seed"), default=0)
+        p.add_argument("--report-dir", type=Path, default=Path("reports/latest"), help="where bench.json/md go")
         return p
     if command == "run":
         p.add_argument("targets", nargs="+", metavar="LABEL_OR_SECTION",
@@ -99,6 +140,22 @@ def _list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from . import bench  # noqa: PLC0415
+
+    if args.report_dir.exists() and not args.report_dir.is_dir():
+        raise UsageError(f"--report-dir {args.report_dir} exists and is not a folder")
+    limits = bench.Limits(seconds=args.max_seconds, bytes=args.max_gib * bench.GIB)
+    kinds = [BENCH_MINIMA[k] for k in args.minima]
+    with terminal.status("bench") as update:
+        rows = bench.run(args.depths, args.sizes, kinds, limits, seed=args.seed, progress=update)
+    meta = {"machine": terminal.machine(), "seed": args.seed,
+            "limits": f"{args.max_seconds} s, {args.max_gib} GiB per method"}
+    paths = bench.write(rows, meta, args.report_dir)
+    terminal.print_bench(rows, paths)
+    return EXIT_OK
+
+
 def _audit(args: argparse.Namespace, targets: Sequence[str] | None, argv: Sequence[str]) -> int:
     if args.report_dir.exists() and not args.report_dir.is_dir():
         raise UsageError(f"--report-dir {args.report_dir} exists and is not a folder")
@@ -134,6 +191,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         command, args = parse(argv)
         if command == "list":
             return _list(args)
+        if command == "bench":
+            return _bench(args)
         return _audit(args, args.targets if command == "run" else None, argv)
     except UsageError as exc:
         terminal.error(str(exc))

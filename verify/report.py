@@ -171,12 +171,20 @@ def write(report: dict[str, Any], folder: Path) -> dict[str, Path]:
     """Write report.json, report.md and junit.xml into ``folder`` atomically."""
     from . import junit, markdown  # noqa: PLC0415 - writers import this module's helpers
 
+    return write_files(
+        {
+            "report.json": json.dumps(report, indent=1, allow_nan=False) + "\n",
+            "report.md": markdown.render(report),
+            "junit.xml": junit.render(report),
+        },
+        folder,
+    )
+
+
+def write_files(contents: dict[str, str], folder: Path) -> dict[str, Path]:
+    """Write every file to a scratch folder, then move all into ``folder`` with
+    signals held off: an interrupted run never leaves a half-written report."""
     folder.mkdir(parents=True, exist_ok=True)
-    contents = {
-        "report.json": json.dumps(report, indent=1, sort_keys=False, allow_nan=False) + "\n",
-        "report.md": markdown.render(report),
-        "junit.xml": junit.render(report),
-    }
     scratch = Path(tempfile.mkdtemp(prefix=".partial-", dir=folder))
     try:
         for name, text in contents.items():

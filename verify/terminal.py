@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import platform
 from collections import Counter, defaultdict
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -27,7 +31,7 @@ STYLE = {
 ORDER = [v.value for v in Verdict]
 
 err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
 
 def error(message: str) -> None:
@@ -112,3 +116,26 @@ def print_list(rows: list[dict[str, Any]], coverage: dict[str, int]) -> None:
         table.add_row(r["label"], r["section"], r["kind"], r["title"], kinds)
     out.print(table)
     out.print(f"coverage: {coverage['covered']}/{coverage['total']} claims have checks")
+
+
+def machine() -> str:
+    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+@contextmanager
+def status(title: str) -> Iterator[Callable[[str], None]]:
+    with err.status(title) as spinner:
+        yield lambda text: spinner.update(f"{title}: {text}")
+
+
+def print_bench(rows: list[Any], paths: dict[str, Path]) -> None:
+    table = Table(title="lambda_max(H) at global minima: time and relative error per method", title_justify="left")
+    for col in ("m", "d", "minimum", "method", "seconds", "× fastest", "rel. error", "note"):
+        table.add_column(col, justify="right" if col in ("m", "d", "seconds", "× fastest", "rel. error") else "left")
+    for r in rows:
+        table.add_row(str(r.m), str(r.d), r.minimum, r.method,
+                      f"{r.seconds:.3f}" if r.seconds is not None else "—",
+                      f"{r.ratio:.1f}" if r.ratio is not None else "—",
+                      f"{r.rel_error:.1e}" if r.rel_error is not None else "—", r.note)
+    out.print(table)
+    out.print("written: " + ", ".join(str(p) for p in paths.values()))
