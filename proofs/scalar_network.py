@@ -104,3 +104,37 @@ def random_data(rng: np.random.Generator, n: int, samples: int = 16) -> tuple[np
     x = rng.standard_normal((n, samples)) * np.exp(rng.uniform(-1, 1, (n, 1)))
     y = rng.uniform(-2, 2, (n, 1)) * x + 0.3 * rng.standard_normal((n, samples))
     return x, y, np.mean(x * x, -1), np.mean(x * y, -1), np.mean(y * y, -1)
+
+
+def line_polynomial(w: np.ndarray, d: np.ndarray, degree: int) -> list:
+    """Coefficients c_0..c_degree of t -> prod_j (w_j + t d_j), the end-to-end coefficient on the
+    line w + t d, truncated after t^degree. Batched over leading axes; any number type (float,
+    Fraction or sympy objects in object arrays), so the same code gives exact and float results."""
+    coeffs = [w[..., 0] * 0 + 1] + [w[..., 0] * 0] * degree
+    for j in range(w.shape[-1]):
+        wj, dj = w[..., j], d[..., j]
+        coeffs = [coeffs[0] * wj] + [coeffs[k] * wj + coeffs[k - 1] * dj for k in range(1, degree + 1)]
+    return coeffs
+
+
+def loss_along_line(w: np.ndarray, d: np.ndarray, sx2, sxy, sy2, degree: int) -> list:
+    """Coefficients of the loss restricted to a line, t -> loss(w + t d), truncated after t^degree:
+    polynomial arithmetic on sx2 p(t)^2 - 2 sxy p(t) + sy2, no derivative formula involved."""
+    p = line_polynomial(w, d, degree)
+    return [sx2 * sum(p[j] * p[k - j] for j in range(k + 1)) - 2 * sxy * p[k] + (sy2 if k == 0 else 0)
+            for k in range(degree + 1)]
+
+
+def line_curvature(w: np.ndarray, d: np.ndarray, sx2, sxy):
+    """d^2/dt^2 loss(w + t d) at t = 0, measured as twice the t^2 coefficient of the loss on the line."""
+    return 2 * loss_along_line(w, d, sx2, sxy, 0, 2)[2]
+
+
+def line_curvature_rounding_bound(w: np.ndarray, d: np.ndarray, sx2, sxy) -> np.ndarray:
+    """A bound on the float64 rounding error of ``line_curvature``: every coefficient is a sum of
+    products of <= m + 2 factors, so the same sums over absolute values, times 8 (m + 2) eps,
+    bound the error including any cancellation."""
+    p0, p1, p2 = line_polynomial(np.abs(w), np.abs(d), 2)
+    sx2, sxy = np.asarray(sx2, dtype=float), np.asarray(sxy, dtype=float)
+    scale = 2 * sx2 * p1**2 + 4 * p2 * (sx2 * p0 + np.abs(sxy))
+    return 8 * (w.shape[-1] + 2) * np.finfo(float).eps * scale

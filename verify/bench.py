@@ -123,11 +123,11 @@ def run(depths: Sequence[int], sizes: Sequence[int], kinds: Sequence[str], limit
                         observed[name] = (d, row.seconds)
                     group.append(row)
                 reference = exact if exact is not None else next(r.value for r in group if r.method == FASTEST)
-                fastest = min(r.seconds for r in group if r.seconds is not None)
+                timed = [r.seconds for r in group if r.seconds is not None]
                 for r in group:
-                    if r.value is not None:
+                    if r.value is not None and reference is not None:
                         r.rel_error = abs(r.value - reference) / abs(reference)
-                        r.ratio = r.seconds / fastest
+                        r.ratio = r.seconds / min(timed)
                 rows.extend(group)
     return rows
 
