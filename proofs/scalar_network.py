@@ -138,3 +138,22 @@ def line_curvature_rounding_bound(w: np.ndarray, d: np.ndarray, sx2, sxy) -> np.
     sx2, sxy = np.asarray(sx2, dtype=float), np.asarray(sxy, dtype=float)
     scale = 2 * sx2 * p1**2 + 4 * p2 * (sx2 * p0 + np.abs(sxy))
     return 8 * (w.shape[-1] + 2) * np.finfo(float).eps * scale
+
+
+@lru_cache(maxsize=None)
+def _gradient_fn(m: int) -> Callable:
+    w, sx2, sxy, _ = symbols(m)
+    return sp.lambdify((w, sx2, sxy), list(symbolic_gradient(m)), "numpy")
+
+
+def gradient(w: np.ndarray, sx2: np.ndarray, sxy: np.ndarray) -> np.ndarray:
+    """Gradient of the loss at a batch of points w (batch, m), from sympy's derivative of the loss
+    polynomial (not from (S12)). Shape (batch, m)."""
+    batch, m = w.shape
+    parts = _gradient_fn(m)(tuple(w.T), np.asarray(sx2, dtype=float), np.asarray(sxy, dtype=float))
+    return np.stack([np.broadcast_to(np.asarray(g, dtype=float), (batch,)) for g in parts], axis=-1)
+
+
+def lambda_max(w: np.ndarray, sx2: np.ndarray, sxy: np.ndarray) -> np.ndarray:
+    """Largest eigenvalue of ``hessian`` (dense symmetric eigensolver), batched. Shape (batch,)."""
+    return np.linalg.eigvalsh(hessian(w, sx2, sxy))[:, -1]
