@@ -186,3 +186,15 @@ def test_seeds_are_stable_and_distinct():
     a = CTX.for_check("S1::x").rng("t").standard_normal(3)
     b = CTX.for_check("S1::x").rng("t").standard_normal(3)
     assert (a == b).all()
+
+
+def test_assumptions_carried_by_a_named_result_are_discharged():
+    text = CATALOG.replace('uses = ["S1", "S3"]', 'uses = ["S1", "S3"]\ndischarges = ["x > 0"]')
+    claims = parse(text)
+    checks = {"S1": [make(lambda x: 2 * x)], "S3": [make(lambda x: x + 1, without="x > 0")]}
+    audit = Audit(CTX, claims=claims, checks=checks)
+    result = audit.claim("Lemma 9")
+    assert audit.claim("S3").verdict is Verdict.CONDITIONAL
+    assert result.discharged == {"S3": ["x > 0"]} and result.verdict is Verdict.PASSED
+    other = Audit(CTX, claims=parse(text.replace('"x > 0"]', '"y > 0"]')), checks=checks)
+    assert other.claim("Lemma 9").verdict is Verdict.CONDITIONAL

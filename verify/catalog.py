@@ -35,6 +35,7 @@ class Claim:
     statement: str
     subsection: str = ""
     uses: tuple[str, ...] = ()
+    discharges: tuple[str, ...] = ()
     source: str = "supplement"
     note: str = ""
     order: int = field(default=0, compare=False)
@@ -74,6 +75,7 @@ def parse(text: str) -> dict[str, Claim]:
                 statement=row["statement"].strip(),
                 subsection=row.get("subsection", ""),
                 uses=tuple(row.get("uses", ())),
+                discharges=tuple(row.get("discharges", ())),
                 source=row.get("source", "supplement"),
                 note=row.get("note", ""),
                 order=order,

@@ -95,10 +95,23 @@ class Audit:
                 self.on_check(check)
         own = claim_verdict([r.verdict for r in check_results])
         rolled = {used: self.claim(used).verdict for used in claim.uses}
-        verdict = rollup(own if check_results else None, rolled.values()) if claim.named else own
-        result = ClaimResult(label, verdict, check_results, rolled, time.perf_counter() - start)
+        discharged = self._discharged(claim)
+        effective = [Verdict.PASSED if used in discharged else v for used, v in rolled.items()]
+        verdict = rollup(own if check_results else None, effective) if claim.named else own
+        result = ClaimResult(label, verdict, check_results, rolled, discharged, time.perf_counter() - start)
         self.results[label] = result
         return result
+
+    def _discharged(self, claim: Claim) -> dict[str, list[str]]:
+        """Used claims that are conditional only on assumptions this claim's own
+        hypotheses carry (``discharges`` in the catalog): within the claim's
+        domain they hold, so they do not make the claim conditional."""
+        out = {}
+        for used in claim.uses:
+            r = self.results[used]
+            if r.verdict is Verdict.CONDITIONAL and set(r.assumptions) <= set(claim.discharges):
+                out[used] = r.assumptions
+        return out
 
     def run(self, labels: Iterable[str]) -> list[ClaimResult]:
         wanted = list(labels)

@@ -94,6 +94,8 @@ def _claims(report: dict[str, Any]) -> list[str]:
             lines += [f"_Note:_ {claim['note']}", ""]
         if claim["uses"]:
             lines += ["Uses: " + ", ".join(f"{k} ({v})" for k, v in claim["rolled_from"].items()), ""]
+        for used, assumptions in (claim.get("discharged") or {}).items():
+            lines += [f"{used} is conditional on {', '.join(assumptions)}, which this result's own hypotheses carry.", ""]
         if not claim["checks"]:
             lines += ["No check yet.", ""]
             continue

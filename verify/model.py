@@ -129,4 +129,10 @@ class ClaimResult:
     verdict: Verdict
     checks: list[CheckResult]
     rolled_from: dict[str, Verdict] = field(default_factory=dict)
+    discharged: dict[str, list[str]] = field(default_factory=dict)
     seconds: float = 0.0
+
+    @property
+    def assumptions(self) -> list[str]:
+        """The assumptions named by this claim's conditional checks."""
+        return sorted({c.check.without for c in self.checks if c.verdict is Verdict.CONDITIONAL and c.check.without})

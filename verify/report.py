@@ -94,7 +94,6 @@ def _check(r: CheckResult) -> dict[str, Any]:
 def _claim(claim: Claim, r: ClaimResult) -> dict[str, Any]:
     checks = [_check(c) for c in r.checks]
     errata = [c for c in r.checks if c.verdict is Verdict.ERRATUM]
-    conditions = [c for c in r.checks if c.verdict is Verdict.CONDITIONAL]
     counterexamples = [
         {"check": c.check.name, **to_jsonable(c.counterexample)} for c in r.checks if c.counterexample is not None
     ]
@@ -112,11 +111,12 @@ def _claim(claim: Claim, r: ClaimResult) -> dict[str, Any]:
             {"check": c.check.name, "text": c.check.corrected.text, "reason": c.check.corrected.reason}
             for c in errata
         ] or None,
-        "assumptions": [c.check.without for c in conditions] or None,
+        "assumptions": r.assumptions or None,
         "counterexample": counterexamples[0] if counterexamples else None,
         "counterexamples": counterexamples,
         "uses": list(claim.uses),
         "rolled_from": {k: v.value for k, v in r.rolled_from.items()},
+        "discharged": r.discharged or None,
         "seconds": round(r.seconds, 4),
         "checks": checks,
     }

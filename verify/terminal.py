@@ -95,7 +95,7 @@ def print_summary(report: dict[str, Any], paths: dict[str, Path], to_stderr: boo
 
     for c in claims:
         if c["verdict"] in ("erratum", "conditional", "failed", "error"):
-            messages = "; ".join(k["message"] for k in c["checks"] if k["message"] and k["verdict"] == c["verdict"])
+            messages = "; ".join(dict.fromkeys(k["message"] for k in c["checks"] if k["message"] and k["verdict"] == c["verdict"]))
             console.print(f"  {_verdict(c['verdict'])} [bold]{c['id']}[/] {c['title']}: {messages}", markup=True)
     s = report["summary"]
     cov = s["coverage"]
