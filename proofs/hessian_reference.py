@@ -61,6 +61,8 @@ class HyperDual:
 
     @staticmethod
     def _lift(x: Any) -> "HyperDual":
+        if isinstance(x, np.ndarray) and x.ndim == 0:  # M[..., i, i] of an unbatched object array
+            x = x[()]
         return x if isinstance(x, HyperDual) else HyperDual(x)
 
     def __add__(self, other: Any) -> "HyperDual":
@@ -84,6 +86,12 @@ class HyperDual:
                          self.a * o.d + self.b * o.c + self.c * o.b + self.d * o.a)
 
     __rmul__ = __mul__
+
+    def __truediv__(self, other: Any) -> "HyperDual":
+        """Division by a scalar of the field (enough for sample means)."""
+        if isinstance(other, HyperDual):
+            return NotImplemented
+        return HyperDual(self.a / other, self.b / other, self.c / other, self.d / other)
 
     def __eq__(self, other: Any) -> bool:
         return self.a == self._lift(other).a

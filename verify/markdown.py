@@ -33,6 +33,16 @@ def _residual(check: dict[str, Any]) -> str:
     return f"{fmt(r)} ≤ {fmt(t)}" if isinstance(r, (int, float)) and isinstance(t, (int, float)) and r <= t else f"{fmt(r)} (tol {fmt(t)})"
 
 
+def _math(statement: str) -> str:
+    """Display an equation; prose that carries its own $...$ is shown as it is."""
+    return statement if "$" in statement else f"$$ {statement} $$"
+
+
+def _compact_json(value: dict[str, Any]) -> str:
+    """One key per line, each value on one line: matrices stay readable."""
+    return "{\n" + ",\n".join(f" {json.dumps(k)}: {json.dumps(v)}" for k, v in value.items()) + "\n}"
+
+
 def _summary(report: dict[str, Any]) -> list[str]:
     run, summary = report["run"], report["summary"]
     cov = summary["coverage"]
@@ -65,11 +75,11 @@ def _findings(report: dict[str, Any]) -> list[str]:
         return lines + ["None in this run.", ""]
     for claim in notable:
         lines += [f"### {claim['id']} — {claim['title']} ({ICON[claim['verdict']]})", "", "As printed:", "",
-                  f"$$ {claim['statement']} $$", ""]
+                  _math(claim["statement"]), ""]
         for fix in claim["corrected"] or []:
             lines += [f"Corrected ({fix['check']}): {fix['reason']}", ""]
             if fix["text"]:
-                lines += [f"$$ {fix['text']} $$", ""]
+                lines += [_math(fix["text"]), ""]
         for assumption in claim["assumptions"] or []:
             lines += [f"Holds only under the assumption: **{assumption}**", ""]
         for check in claim["checks"]:
@@ -77,7 +87,7 @@ def _findings(report: dict[str, Any]) -> list[str]:
                 lines.append(f"- `{check['name']}` ({check['method']}): {check['message']}")
         if claim["counterexample"]:
             lines += ["", "Counterexample (replayable):", "", "```json",
-                      json.dumps(claim["counterexample"], indent=1)[:4000], "```"]
+                      _compact_json(claim["counterexample"])[:6000], "```"]
         lines.append("")
     return lines
 
@@ -89,7 +99,7 @@ def _claims(report: dict[str, Any]) -> list[str]:
         if claim["section"] != section:
             section = claim["section"]
             lines += [f"### Section {section}. {SECTION_TITLES.get(section, '')}", ""]
-        lines += [f"#### {claim['id']} — {claim['title']}: {ICON[claim['verdict']]}", "", f"$$ {claim['statement']} $$", ""]
+        lines += [f"#### {claim['id']} — {claim['title']}: {ICON[claim['verdict']]}", "", _math(claim["statement"]), ""]
         if claim["note"]:
             lines += [f"_Note:_ {claim['note']}", ""]
         if claim["uses"]:
