@@ -4,6 +4,7 @@
     verify run LABEL... [OPTIONS]  audit a selection (labels, sections, ranges)
     verify list [--json]           the claims, their checks and the coverage
     verify bench [OPTIONS]         time the routes to lambda_max(H) side by side
+    verify probe FILE.npz [--json] is a trained deep linear network at a flattest minimum?
 
 Exit status: 0 when no claim failed or errored, 1 otherwise, 2 for a usage
 error, 130 when interrupted (the previous report is left untouched).
@@ -23,11 +24,12 @@ from . import report as report_mod
 from . import terminal
 from .backends import BACKENDS, resolve
 from .catalog import CatalogError
+from .checks import CheckDefinitionError
 from .context import PROFILES, Context
 from .engine import Audit, SelectionError, load_checks, select
 from .model import BAD
 
-COMMANDS = ("run", "list", "bench")
+COMMANDS = ("run", "list", "bench", "probe")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
@@ -84,6 +86,11 @@ def _parser(command: str | None) -> _Parser:
     prog = "verify" + (f" {command}" if command else "")
     p = _Parser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     if command == "list":
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+        return p
+    if command == "probe":
+        p.add_argument("file", metavar="FILE.npz",
+                       help="W1..Wm and either Sigma_x, Sigma_yx (optional y2) or samples X, Y (columns)")
         p.add_argument("--json", action="store_true", help="machine-readable output")
         return p
     if command == "bench":
@@ -193,6 +200,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _list(args)
         if command == "bench":
             return _bench(args)
+        if command == "probe":
+            from . import probe  # noqa: PLC0415
+
+            return probe.main(args.file, as_json=args.json)
         return _audit(args, args.targets if command == "run" else None, argv)
     except UsageError as exc:
         terminal.error(str(exc))
@@ -200,6 +211,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SelectionError, CatalogError) as exc:
         terminal.error(str(exc))
         return EXIT_USAGE
+    except CheckDefinitionError as exc:  # a broken check module: the suite itself is at fault
+        terminal.error(f"cannot load the checks: {exc}")
+        return EXIT_FAILED
     except KeyboardInterrupt:
         terminal.error("interrupted: no report was written; the previous report is intact")
         return EXIT_INTERRUPTED

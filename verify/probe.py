@@ -96,7 +96,8 @@ def _read_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str) -> tuple
                          f"more than the limit of {MAX_ELEMENTS:.0e} per array")
     expected = elements * dtype.itemsize
     if info.file_size > expected + 64 * 1024:  # header plus padding; a larger member is not what it declares
-        raise ProbeError(f"{name} is {info.file_size} bytes uncompressed but its header declares {expected} bytes of data")
+        raise ProbeError(f"{name} is {info.file_size} bytes uncompressed but its header declares {expected} bytes "
+                         "of data")
     return tuple(shape), dtype
 
 
@@ -150,7 +151,8 @@ def _data_kind(names: Sequence[str]) -> str:
         raise ProbeError("both statistics (Sigma_x, Sigma_yx) and samples (X, Y) given: provide one of them")
     if samples:
         if samples != {"X", "Y"}:
-            raise ProbeError(f"{'Y' if 'X' in samples else 'X'} is missing: samples need both X (d_x x n) and Y (d_y x n)")
+            absent = "Y" if "X" in samples else "X"
+            raise ProbeError(f"{absent} is missing: samples need both X (d_x x n) and Y (d_y x n)")
         if "y2" in names:
             raise ProbeError("y2 is only read with Sigma_x, Sigma_yx; with samples it is computed from Y")
         return "samples"
@@ -337,7 +339,8 @@ def _minimum(weights: list[np.ndarray], data: ln.Data) -> dict:
     scale = float(np.trace(data.T @ data.Sigma_x @ data.T.T) + np.trace(W @ data.Sigma_x @ W.T))
     relative = excess / scale if scale > 0 else 0.0
     grad = ln.flatten(ln.gradient(weights, data))
-    spread = max(float(np.linalg.norm(A, 2) * np.linalg.norm(B, 2)) for A, B in zip(ln.above(weights), ln.below(weights)))
+    spread = max(float(np.linalg.norm(A, 2) * np.linalg.norm(B, 2))
+                 for A, B in zip(ln.above(weights), ln.below(weights)))
     grad_scale = 2 * max(float(np.linalg.norm(data.Sigma_yx)), float(np.linalg.norm(W @ data.Sigma_x))) * spread
     out = {"is_global_minimum": relative <= GLOBAL_RTOL, "excess_loss": excess, "relative_excess_loss": relative,
            "gradient_norm": float(np.linalg.norm(grad)),
@@ -357,16 +360,14 @@ def _closed_form_lambda(weights: list[np.ndarray], data: ln.Data) -> tuple[float
     return float(top.value), f"Lanczos on 2 Phi^T Phi (Lemma 3), error bound {top.bound:.1g}"
 
 
-def _flattest_estimate(weights: list[np.ndarray], data: ln.Data, lam: float, printed: float) -> float | None:
-    """min lambda_max over the global minima by the greedy search of Section IX, from this point; None if the
-    network is too large to search quickly. The search stops at the printed value, so it runs on
-    alpha^2 Sigma_x with alpha making that unreachable (lambda_max scales by alpha^2, minimisers do not)."""
+def _flattest_estimate(weights: list[np.ndarray], data: ln.Data, lam: float) -> float | None:
+    """min lambda_max over the global minima by the greedy search of Section IX from this point (an upper bound
+    on the minimum); None if the network is too large to search quickly. rtol = -1 disables the search's
+    stopping test, which compares with the printed value (below the minimum once Sigma_x != I)."""
     dims = ln.widths(weights)
     if sum(a * b for a, b in zip(dims, dims[1:])) > ESTIMATE_PARAMS or data.d_x * data.d_y > ESTIMATE_DXDY:
         return None
-    alpha = math.sqrt(1e6 * printed / lam) if lam > 0 and printed > 0 else 1.0
-    rng = np.random.default_rng(0)
-    W, _ = flattest_search.search(data.T, dims, alpha * data.Sigma_x_half, rng, rtol=0.0,
+    W, _ = flattest_search.search(data.T, dims, data.Sigma_x_half, np.random.default_rng(0), rtol=-1.0,
                                   max_iterations=ESTIMATE_ITERATIONS, start=weights)
     return min(lam, float(lemma3.lambda_max(W, data)))
 
@@ -382,11 +383,11 @@ def _sharpness(weights: list[np.ndarray], data: ln.Data, at_minimum: bool, smax:
         out["lambda_max_note"] = "H = 2 Phi Phi^T (Lemma 3) is the exact Hessian at a global minimum"
     else:
         n_params = sum(W.size for W in weights)
-        out["lambda_max_note"] = ("not a global minimum: 2 Phi Phi^T is only the Gauss-Newton part of the Hessian; "
-                                  + ("lambda_max is from the finite-difference Hessian" if n_params <= TRUE_HESSIAN_PARAMS
-                                     else f"the true Hessian ({n_params} weights) is too large to form here"))
-        lam = float(np.linalg.eigvalsh(hr.finite_difference_hessian(weights, data))[-1]) \
-            if n_params <= TRUE_HESSIAN_PARAMS else float("nan")
+        small = n_params <= TRUE_HESSIAN_PARAMS
+        lam = float(np.linalg.eigvalsh(hr.finite_difference_hessian(weights, data))[-1]) if small else math.nan
+        how = ("lambda_max is from the finite-difference Hessian" if small
+               else f"the true Hessian ({n_params} weights) is too large to form here")
+        out["lambda_max_note"] = "not a global minimum: 2 Phi Phi^T is only the Gauss-Newton part of the Hessian; " + how
     out["lambda_max"] = lam
     kind, c = _sigma_kind(data.Sigma_x)
     if kind == "identity":
@@ -394,7 +395,7 @@ def _sharpness(weights: list[np.ndarray], data: ln.Data, at_minimum: bool, smax:
     elif kind == "scaled":
         flattest, how = c * printed, f"exact: Sigma_x = c I with c = {c:.6g} scales H by c (printed value times c)"
     else:
-        estimate = _flattest_estimate(weights, data, lam, printed) if at_minimum else None
+        estimate = _flattest_estimate(weights, data, lam) if at_minimum else None
         flattest = estimate
         how = ("estimate: greedy search over the global minima (an upper bound on the minimum); the printed "
                "2m sigma_max(T)^(2(1-1/m)) assumes Sigma_x = I") if estimate is not None else \
@@ -436,7 +437,8 @@ def _verdict(result: dict) -> str:
     mini, sharp = result["minimum"], result["sharpness"]
     if not mini["is_global_minimum"]:
         if mini["relative_gradient_norm"] <= CRITICAL_RTOL:
-            return f"critical point but not a global minimum (a saddle; relative excess loss {mini['relative_excess_loss']:.2g})"
+            return ("critical point but not a global minimum (a saddle; relative excess loss "
+                    f"{mini['relative_excess_loss']:.2g})")
         return f"not a global minimum (relative excess loss {mini['relative_excess_loss']:.2g})"
     ratio = sharp["ratio"]
     if ratio is None:
@@ -469,7 +471,8 @@ def analyze(weights: Sequence[np.ndarray], data: ln.Data) -> dict:
                       "layers": _layers(weights, data.T, smax)}
     except (np.linalg.LinAlgError, ln.ShapeError) as exc:
         raise ProbeError(f"the analysis failed: {exc}") from None
-    if not math.isfinite(result["minimum"]["excess_loss"]) or not math.isfinite(result["sharpness"]["closed_form_lambda_max"]):
+    if not (math.isfinite(result["minimum"]["excess_loss"])
+            and math.isfinite(result["sharpness"]["closed_form_lambda_max"])):
         raise ProbeError("the loss or the Hessian overflows float64: the weights or the data are too large")
     result["verdict"] = _verdict(result)
     return _finite(result)
@@ -512,11 +515,13 @@ def render(result: dict) -> list[Table]:
     summary.add_column()
     rows = [
         ("verdict", result["verdict"]),
-        ("widths", " x ".join(map(str, result["widths"])) + f"  (m = {result['depth']}, {result['parameters']} weights)"),
-        ("sigma_max(T)", _fmt(result["sigma_max_T"]) + f"  (rank {result['rank_T']}, top multiplicity "
-                                                      f"{result['top_multiplicity']})"),
-        ("global minimum", _fmt(mini["is_global_minimum"]) + f"  (relative excess loss {_fmt(mini['relative_excess_loss'], '.2g')}, "
-                                                             f"relative gradient {_fmt(mini['relative_gradient_norm'], '.2g')})"),
+        ("widths", " x ".join(map(str, result["widths"]))
+         + f"  (m = {result['depth']}, {result['parameters']} weights)"),
+        ("sigma_max(T)", _fmt(result["sigma_max_T"])
+         + f"  (rank {result['rank_T']}, top multiplicity {result['top_multiplicity']})"),
+        ("global minimum", _fmt(mini["is_global_minimum"])
+         + f"  (relative excess loss {_fmt(mini['relative_excess_loss'], '.2g')}, "
+           f"relative gradient {_fmt(mini['relative_gradient_norm'], '.2g')})"),
     ]
     if "loss_gap" in mini:
         rows.append(("loss - minimal loss", _fmt(mini["loss_gap"], ".3g")))
@@ -528,7 +533,8 @@ def render(result: dict) -> list[Table]:
     ]
     for key, value in rows:
         summary.add_row(key, value)
-    layers = Table(title="layers: balancedness (Theorem 4), gains (Theorem 2), coupling (Theorem 3)", title_justify="left")
+    layers = Table(title="layers: balancedness (Theorem 4), gains (Theorem 2), coupling (Theorem 3)",
+                   title_justify="left")
     for col in ("k", "smax(W_k)", "target", "ratio", "gain", "target", "angle"):
         layers.add_column(col, justify="right", no_wrap=True, min_width=len(col))
     layers.caption = ("smax(W_k) vs smax(T)^(1/m); gain |W_k...W_1 v| vs smax(T)^(k/m), v the top right singular "
