@@ -58,7 +58,6 @@ def start_s105(T: np.ndarray, dims: Sequence[int], rng: np.random.Generator) -> 
 
 def step_s106(W: Sequence[np.ndarray], eps: float, rng: np.random.Generator) -> list[np.ndarray]:
     """One random move (S106) that keeps W_m ... W_1 unchanged."""
-    m = len(W)
     dims = ln.widths(W)
     M = [np.eye(d) + eps * rng.standard_normal((d, d)) for d in dims[1:-1]]
     return minima.conjugate(W, M, [np.linalg.inv(x) for x in M])

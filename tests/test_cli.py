@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from verify import cli
-from verify.checks import CHECKS
 from verify.engine import Audit, load_checks
 from verify.model import Check, Measurement
 

@@ -26,7 +26,7 @@ from .backends import BACKENDS, resolve
 from .catalog import CatalogError
 from .checks import CheckDefinitionError
 from .context import PROFILES, Context
-from .engine import Audit, SelectionError, load_checks, select
+from .engine import Audit, SelectionError, select
 from .model import BAD
 
 COMMANDS = ("run", "list", "bench", "probe")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -51,11 +52,14 @@ def batch_measurement(
 
 
 def to_jsonable(x: Any) -> Any:
-    """Numbers and arrays as plain JSON values, exactly enough to replay them."""
+    """Numbers and arrays as plain JSON values, exactly enough to replay them;
+    JSON has no inf or nan, so those become the strings "inf", "-inf", "nan"."""
     if isinstance(x, np.ndarray):
-        return x.tolist()
+        return to_jsonable(x.tolist())
     if isinstance(x, (np.floating, np.integer)):
-        return x.item()
+        return to_jsonable(x.item())
+    if isinstance(x, float) and not math.isfinite(x):
+        return str(x)
     if isinstance(x, Mapping):
         return {str(k): to_jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):

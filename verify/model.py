@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+
+if TYPE_CHECKING:
+    from .context import Context
 
 
 class Verdict(str, enum.Enum):
@@ -74,7 +77,7 @@ class Variant:
     text: str = ""  # the corrected statement in LaTeX, for corrections
 
 
-RunFn = Callable[["Context", Any], Measurement]  # noqa: F821 - Context lives in verify.context
+RunFn = Callable[["Context", Any], Measurement]
 
 
 @dataclass(frozen=True)
