@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import settings
 
-import verify.search  # noqa: F401 - registers the hypothesis profiles
+import verify.search  # noqa: F401  (registers the hypothesis profiles)
 from verify.context import PROFILES, Context
 from verify.engine import Audit
 

@@ -76,6 +76,8 @@ def _findings(report: dict[str, Any]) -> list[str]:
     for claim in notable:
         lines += [f"### {claim['id']} — {claim['title']} ({ICON[claim['verdict']]})", "", "As printed:", "",
                   _math(claim["statement"]), ""]
+        if claim["reason"].startswith("rolled up"):
+            lines += [f"The verdict is {claim['reason']}.", ""]
         for fix in claim["corrected"] or []:
             lines += [f"Corrected ({fix['check']}): {fix['reason']}", ""]
             if fix["text"]:

@@ -91,6 +91,16 @@ def _check(r: CheckResult) -> dict[str, Any]:
     return out
 
 
+def reason(r: ClaimResult) -> str:
+    """Why a claim has its verdict, in one line: its own checks' messages, or the
+    used claims it rolled up from."""
+    own = [c.message for c in r.checks if c.verdict is r.verdict and c.message]
+    if own:
+        return "; ".join(dict.fromkeys(own))
+    via = [k for k, v in r.rolled_from.items() if v is r.verdict and k not in r.discharged]
+    return f"rolled up from {', '.join(via)}" if via else ""
+
+
 def _claim(claim: Claim, r: ClaimResult) -> dict[str, Any]:
     checks = [_check(c) for c in r.checks]
     errata = [c for c in r.checks if c.verdict is Verdict.ERRATUM]
@@ -107,6 +117,7 @@ def _claim(claim: Claim, r: ClaimResult) -> dict[str, Any]:
         "statement": claim.statement,
         "note": claim.note,
         "verdict": r.verdict.value,
+        "reason": reason(r),
         "corrected": [
             {"check": c.check.name, "text": c.check.corrected.text, "reason": c.check.corrected.reason}
             for c in errata

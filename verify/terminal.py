@@ -95,8 +95,8 @@ def print_summary(report: dict[str, Any], paths: dict[str, Path], to_stderr: boo
 
     for c in claims:
         if c["verdict"] in ("erratum", "conditional", "failed", "error"):
-            messages = "; ".join(dict.fromkeys(k["message"] for k in c["checks"] if k["message"] and k["verdict"] == c["verdict"]))
-            console.print(f"  {_verdict(c['verdict'])} [bold]{c['id']}[/] {c['title']}: {messages}", markup=True)
+            console.print(f"  {_verdict(c['verdict'])} [bold]{c['id']}[/] {c['title']}: ", end="")
+            console.print(c["reason"], markup=False)
     s = report["summary"]
     cov = s["coverage"]
     counts = ", ".join(f"{n} {v}" for v, n in s["counts"].items() if n)
