@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
+from . import figures
 from . import report as report_mod
 from . import terminal
 from .backends import BACKENDS, resolve
@@ -185,7 +186,11 @@ def _audit(args: argparse.Namespace, targets: Sequence[str] | None, argv: Sequen
         "duration_s": round(time.perf_counter() - t0, 3),
     }
     document = report_mod.build(results, audit.claims, audit.covered(), run)
-    paths = report_mod.write(document, args.report_dir)
+    with report_mod.staged(args.report_dir) as scratch:
+        document["figures"] = figures.draw(ctx, set(labels), scratch, document)
+        for name, text in report_mod.render(document).items():
+            (scratch / name).write_text(text, encoding="utf-8")
+    paths = {name: args.report_dir / name for name in ("report.json", "report.md", "junit.xml")}
     if args.json:
         print(json.dumps(document, indent=1))
     terminal.print_summary(document, paths, to_stderr=args.json)

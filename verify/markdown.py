@@ -68,6 +68,19 @@ def _named(report: dict[str, Any]) -> list[str]:
     return lines + [""]
 
 
+def _figures(report: dict[str, Any]) -> list[str]:
+    figures = report.get("figures") or []
+    if not figures:
+        return []
+    lines = ["## Figures", ""]
+    for f in figures:
+        if "summary" in f:
+            lines += [f"![{f['file']}]({f['file']})", "", f"*{f['caption']}* {f['summary']}", ""]
+        else:
+            lines += [f"- `{f['file']}` not drawn: {f.get('skipped') or f.get('error')}", ""]
+    return lines
+
+
 def _findings(report: dict[str, Any]) -> list[str]:
     notable = [c for c in report["claims"] if c["verdict"] in ("erratum", "conditional", "failed", "error")]
     lines = ["## Errata and conditional findings", ""]
@@ -125,4 +138,4 @@ def _claims(report: dict[str, Any]) -> list[str]:
 
 
 def render(report: dict[str, Any]) -> str:
-    return "\n".join(_summary(report) + _named(report) + _findings(report) + _claims(report)) + "\n"
+    return "\n".join(_summary(report) + _named(report) + _figures(report) + _findings(report) + _claims(report)) + "\n"

@@ -156,6 +156,7 @@ def build(results: list[ClaimResult], claims: dict[str, Claim], covered: int, ru
             if claims[r.label].named
         ],
         "claims": [_claim(claims[r.label], r) for r in results],
+        "figures": [],
     }
 
 
@@ -178,34 +179,43 @@ def signals_held() -> Iterator[None]:
             signal.raise_signal(caught[0])
 
 
+def render(report: dict[str, Any]) -> dict[str, str]:
+    """report.json, report.md and junit.xml as text."""
+    from . import junit, markdown  # noqa: PLC0415 - the writers import this module's helpers
+
+    return {
+        "report.json": json.dumps(report, indent=1, allow_nan=False) + "\n",
+        "report.md": markdown.render(report),
+        "junit.xml": junit.render(report),
+    }
+
+
 def write(report: dict[str, Any], folder: Path) -> dict[str, Path]:
     """Write report.json, report.md and junit.xml into ``folder`` atomically."""
-    from . import junit, markdown  # noqa: PLC0415 - writers import this module's helpers
-
-    return write_files(
-        {
-            "report.json": json.dumps(report, indent=1, allow_nan=False) + "\n",
-            "report.md": markdown.render(report),
-            "junit.xml": junit.render(report),
-        },
-        folder,
-    )
+    return write_files(render(report), folder)
 
 
-def write_files(contents: dict[str, str], folder: Path) -> dict[str, Path]:
-    """Write every file to a scratch folder, then move all into ``folder`` with
-    signals held off: an interrupted run never leaves a half-written report."""
+@contextmanager
+def staged(folder: Path) -> Iterator[Path]:
+    """A scratch folder inside ``folder``: whatever is put there is moved into
+    ``folder`` at the end, with signals held off, so an interrupted run never
+    leaves a half-written report; on an exception nothing is moved."""
     folder.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=".partial-", dir=folder))
     try:
-        for name, text in contents.items():
-            path = scratch / name
-            path.write_text(text, encoding="utf-8")
+        yield scratch
+        for path in scratch.iterdir():
             with open(path, "rb") as fh:
                 os.fsync(fh.fileno())
         with signals_held():
-            for name in contents:
-                os.replace(scratch / name, folder / name)
+            for path in sorted(scratch.iterdir()):
+                os.replace(path, folder / path.name)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def write_files(contents: dict[str, str], folder: Path) -> dict[str, Path]:
+    with staged(folder) as scratch:
+        for name, text in contents.items():
+            (scratch / name).write_text(text, encoding="utf-8")
     return {name: folder / name for name in contents}
