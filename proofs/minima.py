@@ -115,14 +115,15 @@ def rebalanced_values(s: np.ndarray, m: int, rng: np.random.Generator, spread: f
     base = np.repeat((s ** (1.0 / m))[..., None, :], m, axis=-2)
     z = rng.standard_normal(base.shape) * spread
     z -= z.mean(axis=-2, keepdims=True)  # keeps prod_i c[i, q] = s_q
-    with np.errstate(divide="ignore"):
-        room = np.log(top / np.where(s > 0, s, 1.0) ** (1.0 / m))[..., None, :]  # log headroom under the top
+    zero_s = s <= RANK_RTOL * s[..., :1]
+    with np.errstate(divide="ignore"):  # log headroom under the top; zero singular values are refilled below
+        room = np.where(zero_s, np.inf, np.log(top / np.where(zero_s, 1.0, s) ** (1.0 / m)))[..., None, :]
     room = np.where(np.broadcast_to(s[..., None, :], base.shape) >= s[..., None, :1], 0.0, room)
     # shrink the perturbation so that c = base * exp(t z) never exceeds the top value
     ratio = np.where(z > 0, room / np.where(z > 0, z, 1.0), np.inf)
     t = np.minimum(1.0, 0.999 * np.min(ratio, axis=(-2, -1), keepdims=True))
     values = base * np.exp(t * z)
-    zero = np.broadcast_to((s <= RANK_RTOL * s[..., :1])[..., None, :], base.shape)
+    zero = np.broadcast_to(zero_s[..., None, :], base.shape)
     keep_zero = rng.integers(0, m, size=s.shape)[..., None, :] == np.arange(m)[:, None]
     filler = top[..., None, :] * rng.uniform(0.1, 0.999, size=base.shape)
     values = np.where(zero, np.where(keep_zero, 0.0, filler), values)

@@ -263,3 +263,13 @@ def test_top_eigenpair_is_an_eigenpair_of_H(to_xp):
     assert np.allclose(np.einsum("bij,bj->bi", H, h), lam[:, None] * h, atol=1e-9 * lam.max())
     assert np.allclose(lam, np.linalg.eigvalsh(H)[:, -1])
     assert np.allclose(np_(lemma3.lambda_max(Wx, dx)), lam)
+
+
+def test_rebalanced_flattest_keeps_every_top_singular_value_for_small_rank_deficient_targets():
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        T = 0.1 * rng.standard_normal((3, 2)) @ rng.standard_normal((2, 3))  # rank 2, sigma_max < 1
+        W = minima.rebalanced_flattest(T, (3, 4, 3, 3), rng)
+        top = np.linalg.norm(T, 2) ** (1 / 3)
+        assert all(abs(np.linalg.norm(w, 2) / top - 1) < 1e-9 for w in W)
+        np.testing.assert_allclose(ln.end_to_end(W), T, atol=1e-12)
