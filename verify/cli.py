@@ -5,6 +5,7 @@
     verify list [--json]           the claims, their checks and the coverage
     verify bench [OPTIONS]         time the routes to lambda_max(H) side by side
     verify probe FILE.npz [--json] is a trained deep linear network at a flattest minimum?
+    verify mutants [LABEL...]      mutation score of the negative controls (--library: mutate the library)
 
 Exit status: 0 when no claim failed or errored, 1 otherwise, 2 for a usage
 error, 130 when interrupted (the previous report is left untouched).
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from datetime import datetime, timezone
@@ -30,7 +32,7 @@ from .context import PROFILES, Context
 from .engine import Audit, SelectionError, select
 from .model import BAD
 
-COMMANDS = ("run", "list", "bench", "probe")
+COMMANDS = ("run", "list", "bench", "probe", "mutants")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
@@ -110,6 +112,13 @@ def _parser(command: str | None) -> _Parser:
     if command == "run":
         p.add_argument("targets", nargs="+", metavar="LABEL_OR_SECTION",
                        help='labels ("S15", "Lemma 2"), sections ("III") or ranges ("S8-S22")')
+    if command == "mutants":
+        p.add_argument("targets", nargs="*", metavar="LABEL_OR_SECTION", help="a selection (default: every claim)")
+        p.add_argument("--library", action="store_true",
+                       help="also mutate the shared library and list the claims that turn red")
+    else:
+        p.add_argument("--baseline", type=Path, metavar="FILE",
+                       help="compare with a committed report.json; exit 1 naming every change")
     p.add_argument("--seed", type=_int_in(0, 2**63 - 1, "--seed"), default=0, help="master seed (default 0)")
     p.add_argument("--profile", choices=sorted(PROFILES), default="default", help="how hard to look")
     p.add_argument("--backend", choices=BACKENDS, default="auto", help="array backend for float checks")
@@ -125,6 +134,18 @@ def parse(argv: Sequence[str]) -> tuple[str | None, argparse.Namespace]:
         raise UsageError(f"unknown command {argv[0]!r} (commands: {', '.join(COMMANDS)}; or no command to audit all)")
     args = _parser(command).parse_args(list(argv[1:] if command else argv))
     return command, args
+
+
+def prepare_report_dir(folder: Path) -> None:
+    """Make sure reports can be written before any work is done."""
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"--report-dir {str(folder)!r} exists and is not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create --report-dir {str(folder)!r}: {exc.strerror or exc}") from None
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"--report-dir {str(folder)!r} is not writable")
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -151,8 +172,7 @@ def _list(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from . import bench  # noqa: PLC0415
 
-    if args.report_dir.exists() and not args.report_dir.is_dir():
-        raise UsageError(f"--report-dir {args.report_dir} exists and is not a folder")
+    prepare_report_dir(args.report_dir)
     limits = bench.Limits(seconds=args.max_seconds, bytes=args.max_gib * bench.GIB)
     kinds = [BENCH_MINIMA[k] for k in args.minima]
     with terminal.status("bench") as update:
@@ -164,9 +184,23 @@ def _bench(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _load_baseline(path: Path | None) -> dict | None:
+    if path is None:
+        return None
+    from . import baseline  # noqa: PLC0415
+
+    try:
+        document = baseline.load(path)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot read --baseline {str(path)!r}: {exc}") from None
+    if not isinstance(document, dict) or document.get("schema") != report_mod.SCHEMA:
+        raise UsageError(f"--baseline {str(path)!r} is not a report.json of schema {report_mod.SCHEMA}")
+    return document
+
+
 def _audit(args: argparse.Namespace, targets: Sequence[str] | None, argv: Sequence[str]) -> int:
-    if args.report_dir.exists() and not args.report_dir.is_dir():
-        raise UsageError(f"--report-dir {args.report_dir} exists and is not a folder")
+    prepare_report_dir(args.report_dir)
+    reference = _load_baseline(getattr(args, "baseline", None))
     backend, xp = resolve(args.backend)
     ctx = Context(seed=args.seed, profile=PROFILES[args.profile], dps=args.dps, backend=backend, xp=xp)
     audit = Audit(ctx)
@@ -194,7 +228,37 @@ def _audit(args: argparse.Namespace, targets: Sequence[str] | None, argv: Sequen
     if args.json:
         print(json.dumps(document, indent=1))
     terminal.print_summary(document, paths, to_stderr=args.json)
-    return EXIT_FAILED if any(r.verdict in BAD for r in results) else EXIT_OK
+    failed = any(r.verdict in BAD for r in results)
+    if reference is not None:
+        from . import baseline  # noqa: PLC0415
+
+        diffs = baseline.compare(document, reference, common_only=bool(targets))
+        terminal.print_baseline(diffs, args.baseline, to_stderr=args.json)
+        failed = failed or bool(diffs)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _mutants(args: argparse.Namespace) -> int:
+    from . import mutants  # noqa: PLC0415
+
+    prepare_report_dir(args.report_dir)
+    backend, xp = resolve(args.backend)
+    ctx = Context(seed=args.seed, profile=PROFILES[args.profile], dps=args.dps, backend=backend, xp=xp)
+    audit = Audit(ctx)
+    labels = select(args.targets, audit.claims) if args.targets else list(audit.claims)
+    results = terminal.run_with_progress(audit, labels)
+    document = report_mod.build(results, audit.claims, audit.covered(), {"seed": args.seed, "profile": args.profile})
+    score = mutants.score(document)
+    library = None
+    if args.library:
+        clean = {r.label: r.verdict.value for r in results}
+        with terminal.status("library mutants") as update:
+            library = mutants.run_library_mutants(ctx, on_progress=lambda stage, claim: update(f"{stage}: {claim}"),
+                                                   clean=clean)
+    mutants.write(score, library, args.report_dir)
+    mutants.print_mutants(score, library, terminal.out)
+    perfect = score["overall"]["score"] == 1.0 and not score["non_discriminating"]
+    return EXIT_OK if perfect and all(m["killed"] for m in library or []) else EXIT_FAILED
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -205,6 +269,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _list(args)
         if command == "bench":
             return _bench(args)
+        if command == "mutants":
+            return _mutants(args)
         if command == "probe":
             from . import probe  # noqa: PLC0415
 

@@ -34,8 +34,13 @@ err = Console(stderr=True, highlight=False)
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
 
+def one_line(text: str) -> str:
+    """Control characters (a newline in a user's argument) shown escaped, never as line breaks."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
 def error(message: str) -> None:
-    err.print(f"verify: error: {message}", markup=False, highlight=False, soft_wrap=True)
+    err.print(f"verify: error: {one_line(message)}", markup=False, highlight=False, soft_wrap=True)
 
 
 def run_with_progress(audit: Audit, labels: list[str], quiet: bool = False) -> list[ClaimResult]:
@@ -139,3 +144,13 @@ def print_bench(rows: list[Any], paths: dict[str, Path]) -> None:
                       f"{r.rel_error:.1e}" if r.rel_error is not None else "—", r.note)
     out.print(table)
     out.print("written: " + ", ".join(str(p) for p in paths.values()))
+
+
+def print_baseline(diffs: list[dict[str, Any]], path: Path, to_stderr: bool = False) -> None:
+    console = err if to_stderr else out
+    if not diffs:
+        console.print(f"[green]baseline {path}: no change[/]")
+        return
+    console.print(f"[bold red]baseline {path}: {len(diffs)} change(s)[/]")
+    for d in diffs:
+        console.print("  " + one_line(d["message"]), markup=False)
