@@ -26,6 +26,21 @@ def load(path: str | Path) -> dict[str, Any]:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
+def slim(report: Mapping[str, Any]) -> dict[str, Any]:
+    """What a comparison needs from a report: run settings, and per claim its verdict and
+    per check its verdict, residual and tolerance (a committed baseline stays small)."""
+    return {
+        "schema": report["schema"],
+        "run": {key: report["run"].get(key) for key in SETTINGS},
+        "claims": [
+            {"id": c["id"], "verdict": c["verdict"],
+             "checks": [{k: check.get(k) for k in ("name", "verdict", "max_residual", "tolerance")}
+                        for check in c["checks"]]}
+            for c in report["claims"]
+        ],
+    }
+
+
 def _number(x: Any) -> float | None:
     """A residual as written in report.json (a number, "inf", "nan" or null)."""
     if x is None:

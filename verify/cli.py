@@ -118,7 +118,9 @@ def _parser(command: str | None) -> _Parser:
                        help="also mutate the shared library and list the claims that turn red")
     else:
         p.add_argument("--baseline", type=Path, metavar="FILE",
-                       help="compare with a committed report.json; exit 1 naming every change")
+                       help="compare with a baseline (e.g. reports/baseline.json); exit 1 naming every change")
+        p.add_argument("--write-baseline", type=Path, metavar="FILE",
+                       help="write this run's verdicts and residuals as the new baseline")
     p.add_argument("--seed", type=_int_in(0, 2**63 - 1, "--seed"), default=0, help="master seed (default 0)")
     p.add_argument("--profile", choices=sorted(PROFILES), default="default", help="how hard to look")
     p.add_argument("--backend", choices=BACKENDS, default="auto", help="array backend for float checks")
@@ -136,16 +138,16 @@ def parse(argv: Sequence[str]) -> tuple[str | None, argparse.Namespace]:
     return command, args
 
 
-def prepare_report_dir(folder: Path) -> None:
+def prepare_report_dir(folder: Path, option: str = "--report-dir") -> None:
     """Make sure reports can be written before any work is done."""
     if folder.exists() and not folder.is_dir():
-        raise UsageError(f"--report-dir {str(folder)!r} exists and is not a folder")
+        raise UsageError(f"{option} {str(folder)!r} exists and is not a folder")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise UsageError(f"cannot create --report-dir {str(folder)!r}: {exc.strerror or exc}") from None
+        raise UsageError(f"cannot create {option} {str(folder)!r}: {exc.strerror or exc}") from None
     if not os.access(folder, os.W_OK):
-        raise UsageError(f"--report-dir {str(folder)!r} is not writable")
+        raise UsageError(f"{option} {str(folder)!r} is not writable")
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -200,7 +202,9 @@ def _load_baseline(path: Path | None) -> dict | None:
 
 def _audit(args: argparse.Namespace, targets: Sequence[str] | None, argv: Sequence[str]) -> int:
     prepare_report_dir(args.report_dir)
-    reference = _load_baseline(getattr(args, "baseline", None))
+    if args.write_baseline is not None:
+        prepare_report_dir(args.write_baseline.parent, "the folder of --write-baseline")
+    reference = _load_baseline(args.baseline)
     backend, xp = resolve(args.backend)
     ctx = Context(seed=args.seed, profile=PROFILES[args.profile], dps=args.dps, backend=backend, xp=xp)
     audit = Audit(ctx)
@@ -229,6 +233,11 @@ def _audit(args: argparse.Namespace, targets: Sequence[str] | None, argv: Sequen
         print(json.dumps(document, indent=1))
     terminal.print_summary(document, paths, to_stderr=args.json)
     failed = any(r.verdict in BAD for r in results)
+    if args.write_baseline is not None:
+        from . import baseline  # noqa: PLC0415
+
+        report_mod.write_files({args.write_baseline.name: json.dumps(baseline.slim(document), indent=1) + "\n"},
+                               args.write_baseline.parent)
     if reference is not None:
         from . import baseline  # noqa: PLC0415
 
