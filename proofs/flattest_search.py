@@ -31,6 +31,7 @@ class SearchRecord:
 
     target: float
     history: list[float] = field(default_factory=list)
+    accepted_at: list[int] = field(default_factory=lambda: [0])  # iteration of each entry of history
     accepted: int = 0
     rejected: int = 0
     iterations: int = 0
@@ -56,11 +57,29 @@ def start_s105(T: np.ndarray, dims: Sequence[int], rng: np.random.Generator) -> 
     return W
 
 
-def step_s106(W: Sequence[np.ndarray], eps: float, rng: np.random.Generator) -> list[np.ndarray]:
-    """One random move (S106) that keeps W_m ... W_1 unchanged."""
-    dims = ln.widths(W)
-    M = [np.eye(d) + eps * rng.standard_normal((d, d)) for d in dims[1:-1]]
+def s106_move(W: Sequence[np.ndarray], eps: float, directions: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """(S106) with given directions A_1..A_{m-1} (A_i of size d_i x d_i): W_m ... W_1 is unchanged."""
+    M = [np.eye(A.shape[-1]) + eps * A for A in directions]
     return minima.conjugate(W, M, [np.linalg.inv(x) for x in M])
+
+
+def step_s106(W: Sequence[np.ndarray], eps: float, rng: np.random.Generator) -> list[np.ndarray]:
+    """One random move (S106) with Gaussian directions."""
+    return s106_move(W, eps, [rng.standard_normal((d, d)) for d in ln.widths(W)[1:-1]])
+
+
+def _objective(W: Sequence[np.ndarray], data: ln.Data) -> float:
+    """lambda_max, or inf where a walk has overflowed float64."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        try:
+            value = float(lemma3.lambda_max(list(W), data))
+        except np.linalg.LinAlgError:
+            return float("inf")
+    return value if np.isfinite(value) else float("inf")
+
+
+def _decreased(proposal: float, current: float) -> bool:
+    return proposal < current
 
 
 def search(
@@ -74,15 +93,19 @@ def search(
     patience: int = 20,
     start: Sequence[np.ndarray] | None = None,
     on_step: Callable[[SearchRecord], None] | None = None,
+    step: Callable[[Sequence[np.ndarray], float, Sequence[np.ndarray]], list[np.ndarray]] = s106_move,
+    accept: Callable[[float, float], bool] = _decreased,
 ) -> tuple[list[np.ndarray], SearchRecord]:
     """Greedy descent of lambda_max over the manifold of global minima; returns the
     final weights and the convergence record. ``rtol`` is relative to the printed
-    flattest value, which is only the right target when Sigma_x = I."""
+    flattest value, which is only the right target when Sigma_x = I. ``step`` (the move,
+    given Gaussian directions) and ``accept`` (printed: lambda_max decreased) can be
+    exchanged, e.g. for negative controls of the procedure."""
     minima.check_widths(T, dims)
     data = ln.from_target(T, Sigma_x_half)
     W = list(start) if start is not None else start_s105(T, dims, rng)
     record = SearchRecord(target=float(lemma3.flattest_value(T, len(dims) - 1)))
-    current = float(lemma3.lambda_max(W, data))
+    current = _objective(W, data)
     record.history.append(current)
     misses = 0
     while record.iterations < max_iterations:
@@ -90,14 +113,16 @@ def search(
             record.converged = True
             break
         record.iterations += 1
-        proposal = step_s106(W, eps, rng)
-        value = float(lemma3.lambda_max(proposal, data))
-        if value < current:
+        proposal = step(W, eps, [rng.standard_normal((d, d)) for d in dims[1:-1]])
+        value = _objective(proposal, data)
+        if accept(value, current):
+            if not np.isfinite(value):
+                break  # the walk overflowed: no convergence
             W, current = proposal, value
             record.accepted += 1
             record.history.append(current)
-            eps *= 1.1
-            misses = 0
+            record.accepted_at.append(record.iterations)
+            eps, misses = eps * 1.1, 0
         else:
             record.rejected += 1
             misses += 1

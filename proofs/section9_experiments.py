@@ -682,50 +682,14 @@ class SearchRun:
                 "start ratio": self.record.history[0] / self.record.target}
 
 
-def finite_lambda_max(weights: Sequence[np.ndarray], data: ln.Data) -> float:
-    """lambda_max (Lemma 3), or inf where the weights overflow float64 (a diverging walk)."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        try:
-            value = float(lemma3.lambda_max(list(weights), data))
-        except np.linalg.LinAlgError:
-            return float("inf")
-    return value if np.isfinite(value) else float("inf")
-
-
 def greedy_search(T: np.ndarray, dims: Sequence[int], rule: SearchRule, rng: np.random.Generator,
                   rtol: float = SEARCH_RTOL, max_iterations: int = SEARCH_MAX_ITERATIONS, eps: float = 0.1,
                   patience: int = 20) -> tuple[list[np.ndarray], flattest_search.SearchRecord, list[int]]:
     """``flattest_search.search`` (Sigma_x = I, start (S105)) with the step and the acceptance test
-    taken from ``rule``; with the printed rule it makes the same moves for the same generator
-    (tests/test_section9.py). Also returns the iterations at which steps were accepted."""
-    data = ln.from_target(T, np.eye(dims[0]))
-    W = flattest_search.start_s105(T, dims, rng)
-    record = flattest_search.SearchRecord(target=float(lemma3.flattest_value(T, len(dims) - 1)))
-    current = float(lemma3.lambda_max(W, data))
-    record.history.append(current)
-    accepted_at = [0]
-    misses = 0
-    while record.iterations < max_iterations:
-        if current <= record.target * (1 + rtol):
-            record.converged = True
-            break
-        record.iterations += 1
-        proposal = rule.step(W, eps, [rng.standard_normal((d, d)) for d in dims[1:-1]])
-        value = finite_lambda_max(proposal, data)
-        if rule.accept(value, current):
-            if not np.isfinite(value):
-                break  # the walk overflowed: no convergence
-            W, current = proposal, value
-            record.accepted += 1
-            record.history.append(current)
-            accepted_at.append(record.iterations)
-            eps, misses = eps * 1.1, 0
-        else:
-            record.rejected += 1
-            misses += 1
-            if misses >= patience:
-                eps, misses = eps / 2, 0
-    return W, record, accepted_at
+    taken from ``rule``; also returns the iterations at which steps were accepted."""
+    W, record = flattest_search.search(T, dims, np.eye(dims[0]), rng, rtol=rtol, max_iterations=max_iterations,
+                                       eps=eps, patience=patience, step=rule.step, accept=rule.accept)
+    return W, record, record.accepted_at
 
 
 SEARCH_SHAPES = (Shape((2, 2, 2)), Shape((3, 3, 3, 3)), Shape((2, 3, 2)), Shape((3, 4, 2)), Shape((2, 2, 2, 2, 2)),
