@@ -26,7 +26,8 @@ def _describe(exc: BaseException) -> str:
 def evaluate(check: Check, base: Context) -> CheckResult:
     ctx = base.for_check(check.id)
     start = time.perf_counter()
-    result = CheckResult(check=check, verdict=Verdict.ERROR, seed=ctx.check_seed, seconds=0.0)
+    result = CheckResult(check=check, verdict=Verdict.ERROR, seed=ctx.check_seed, seconds=0.0,
+                         backend=ctx.backend if check.backend else "numpy")
     missing = missing_modules(check, ctx)
     if missing:
         result.verdict = Verdict.SKIPPED

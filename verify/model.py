@@ -118,6 +118,7 @@ class CheckResult:
     corrected: Measurement | None = None
     controls: list[ControlResult] = field(default_factory=list)
     message: str = ""
+    backend: str = "numpy"  # where the check's arrays live: the run's backend only for backend checks
 
     @property
     def counterexample(self) -> Mapping[str, Any] | None:

@@ -67,6 +67,7 @@ def _check(r: CheckResult) -> dict[str, Any]:
     out = {
         "name": c.name,
         "method": c.method,
+        "backend": r.backend,
         "verdict": r.verdict.value,
         "message": r.message,
         "description": c.doc,
