@@ -95,12 +95,17 @@ def search(
     on_step: Callable[[SearchRecord], None] | None = None,
     step: Callable[[Sequence[np.ndarray], float, Sequence[np.ndarray]], list[np.ndarray]] = s106_move,
     accept: Callable[[float, float], bool] = _decreased,
+    progress: bool = False,
 ) -> tuple[list[np.ndarray], SearchRecord]:
     """Greedy descent of lambda_max over the manifold of global minima; returns the
     final weights and the convergence record. ``rtol`` is relative to the printed
     flattest value, which is only the right target when Sigma_x = I. ``step`` (the move,
     given Gaussian directions) and ``accept`` (printed: lambda_max decreased) can be
-    exchanged, e.g. for negative controls of the procedure."""
+    exchanged, e.g. for negative controls of the procedure. ``progress`` shows a rich
+    progress bar with the current gap."""
+    if progress:
+        return _with_progress_bar(T, dims, Sigma_x_half, rng, rtol=rtol, max_iterations=max_iterations, eps=eps,
+                                  patience=patience, start=start, on_step=on_step, step=step, accept=accept)
     minima.check_widths(T, dims)
     data = ln.from_target(T, Sigma_x_half)
     W = list(start) if start is not None else start_s105(T, dims, rng)
@@ -131,3 +136,20 @@ def search(
         if on_step is not None:
             on_step(record)
     return W, record
+
+
+def _with_progress_bar(*args, on_step: Callable[[SearchRecord], None] | None = None, max_iterations: int,
+                       **kwargs) -> tuple[list[np.ndarray], SearchRecord]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn  # noqa: PLC0415
+
+    with Progress(TextColumn("[bold]flattest search"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.description}"), transient=True) as bar:
+        task = bar.add_task("", total=max_iterations)
+
+        def update(record: SearchRecord) -> None:
+            bar.update(task, completed=record.iterations,
+                       description=f"gap {record.gap:.2e}, {record.accepted} accepted, {record.rejected} rejected")
+            if on_step is not None:
+                on_step(record)
+
+        return search(*args, max_iterations=max_iterations, on_step=update, **kwargs)

@@ -32,3 +32,12 @@ def test_rectangular_widths_start_from_a_random_minimum(rng):
     W = fs.start_s105(T, (3, 4, 2), rng)
     assert ln.widths(W) == (3, 4, 2)
     np.testing.assert_allclose(ln.end_to_end(W), T, atol=1e-10)
+
+
+def test_progress_bar_gives_the_same_search(rng):
+    T = rng.standard_normal((2, 2))
+    seen = []
+    _, quiet = fs.search(T, (2, 2, 2), np.eye(2), np.random.default_rng(5), rtol=1e-3)
+    _, shown = fs.search(T, (2, 2, 2), np.eye(2), np.random.default_rng(5), rtol=1e-3, progress=True,
+                         on_step=lambda record: seen.append(record.iterations))
+    assert shown.history == quiet.history and seen[-1] == shown.iterations
