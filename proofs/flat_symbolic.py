@@ -67,6 +67,18 @@ def exact_measurement(failures: list[dict], cases: list[str], reason: str = "exa
                        instances=len(cases), shapes=cases, counterexample=failures[0] if failures else None)
 
 
+def over_depths(ctx: Context, residual_at: Callable[[Any], sp.Expr]) -> Measurement:
+    """An identity in sigma checked for m = 1..max_depth and for symbolic m: ``residual_at(m)`` is a
+    sympy expression that must simplify to zero."""
+    failures, cases = [], []
+    for m in depths(ctx):
+        diff = symbolic_residual(residual_at(m))
+        cases.append(f"m={m}")
+        if diff != 0:
+            failures.append({"m": str(m), "difference": str(diff)})
+    return exact_measurement(failures, cases)
+
+
 def family_check(ctx: Context, statement: Callable[[dict, int, int], sp.Expr]) -> Measurement:
     """Evaluate a statement's residual (a sympy expression that must vanish) on the symbolic 2x2
     flattest family for m = 1..max_depth and every k."""

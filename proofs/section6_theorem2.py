@@ -42,7 +42,7 @@ from .flat_claims import (ANY, FLATTEST, K0, K1, MINIMUM, ONCE, Chain, T, alignm
                           norm, ones, prefix, prod_over, pw, register, register_named, register_search, root,
                           spectral, sqrt_m, suffix, u_gain, unit, v_gain, with_details)
 from .flat_instances import Family, extreme_search_families
-from .flat_symbolic import (K_SYM, SIGMA, depths, exact_measurement, family_check, symbolic_residual)
+from .flat_symbolic import K_SYM, SIGMA, family_check, over_depths, symbolic_residual
 from .linear_network import kron
 
 # --- vocabulary of the printed formulas of this section ----------------------------------------------
@@ -526,15 +526,12 @@ def s83_follows_from_s82_and_s72(ctx: Context, formula) -> Measurement:
     suffix gains), sympy eliminates h_k and compares g_k with the printed sigma^{1/m} g_{k-1}, for
     m = 1..max_depth and symbolic m."""
     g_prev, h = sp.symbols("g_prev h", positive=True)
-    failures, cases = [], []
-    for m in depths(ctx):
+
+    def residual(m):
         h_k = sp.solve(sp.Eq(h * g_prev, SIGMA ** (1 - sp.Integer(1) / m)), h)[0]
-        g_k = SIGMA / h_k
-        diff = symbolic_residual(g_k - formula(SIGMA, m, g_prev))
-        cases.append(f"m={m}")
-        if diff != 0:
-            failures.append({"m": str(m), "difference": str(diff)})
-    return exact_measurement(failures, cases)
+        return SIGMA / h_k - formula(SIGMA, m, g_prev)
+
+    return over_depths(ctx, residual)
 
 
 @check("S84", method="sympy", printed=s84_sym, mutants={
@@ -545,14 +542,12 @@ def s84_unrolls_the_recursion(ctx: Context, formula) -> Measurement:
     """sympy's rsolve of g(k) = sigma^{1/m} g(k-1), g(0) = 1 (the recursion S83 with the initial
     condition of the text) against the printed sigma^{k/m}, for m = 1..max_depth and symbolic m."""
     g = sp.Function("g")
-    failures, cases = [], []
-    for m in depths(ctx):
+
+    def residual(m):
         solution = sp.rsolve(g(K_SYM) - SIGMA ** (sp.Integer(1) / m) * g(K_SYM - 1), g(K_SYM), {g(0): 1})
-        diff = symbolic_residual(solution - formula(SIGMA, m, K_SYM))
-        cases.append(f"m={m}")
-        if diff != 0:
-            failures.append({"m": str(m), "difference": str(diff)})
-    return exact_measurement(failures, cases)
+        return solution - formula(SIGMA, m, K_SYM)
+
+    return over_depths(ctx, residual)
 
 
 def s83_on_family(formula):

@@ -35,7 +35,7 @@ from . import flat_properties as fp
 from .flat_claims import (FLATTEST, K0, K1, Chain, T, alignment, chain, families, measure, mv, norm, prefix, pw,
                           register, register_named, spectral, suffix, u_gain, unit, v_gain, with_details)
 from .flat_instances import Family
-from .flat_symbolic import SIGMA, depths, exact_measurement, family_check, symbolic_grams, symbolic_residual
+from .flat_symbolic import SIGMA, family_check, over_depths, symbolic_grams, symbolic_residual
 
 # --- the statements as printed ---------------------------------------------------------------------------
 
@@ -190,15 +190,13 @@ def s96_follows_from_s95_and_theorem2(ctx: Context, formula) -> Measurement:
     W_k^T W_k r_k = c r_k; sympy simplifies c (symbolic k) and compares it with the printed eigenvalue, for
     m = 1..max_depth and symbolic m."""
     k = sp.Symbol("k", positive=True, integer=True)
-    failures, cases = [], []
-    for m in depths(ctx):
+
+    def residual(m):
         left = SIGMA ** ((m - k + 1) / sp.sympify(m)) / SIGMA ** (1 - sp.Integer(1) / m)
         right = 1 / SIGMA ** (k / sp.sympify(m))
-        diff = symbolic_residual(left / right - formula(SIGMA, m))
-        cases.append(f"m={m}")
-        if diff != 0:
-            failures.append({"m": str(m), "difference": str(diff)})
-    return exact_measurement(failures, cases)
+        return left / right - formula(SIGMA, m)
+
+    return over_depths(ctx, residual)
 
 
 @check("S97", method="sympy", printed=s97_singular_value, mutants=SINGULAR_VALUE_MUTANTS)
@@ -206,13 +204,7 @@ def s97_singular_value_from_s96(ctx: Context, formula) -> Measurement:
     """"Namely r_k/||r_k|| is a singular vector with singular value sigma^{1/m}": from (S96), ||W_k r||^2 =
     r^T W_k^T W_k r = sigma^{2/m} for a unit r; sympy compares sqrt of that with the printed value, for
     m = 1..max_depth and symbolic m."""
-    failures, cases = [], []
-    for m in depths(ctx):
-        diff = symbolic_residual(sp.sqrt(SIGMA ** (sp.Integer(2) / m)) - formula(SIGMA, m))
-        cases.append(f"m={m}")
-        if diff != 0:
-            failures.append({"m": str(m), "difference": str(diff)})
-    return exact_measurement(failures, cases)
+    return over_depths(ctx, lambda m: sp.sqrt(SIGMA ** (sp.Integer(2) / m)) - formula(SIGMA, m))
 
 
 @check("S96", method="sympy", printed=s96_eigenvalue, mutants=EIGENVALUE_MUTANTS)
