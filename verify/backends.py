@@ -1,11 +1,15 @@
-"""Array backends: the namespace float checks run on."""
+"""Array backends: the namespace float checks run on.
+
+``numpy`` and ``cupy`` are the production backends; ``strict`` is ``array-api-strict``, the
+reference implementation of the Array API standard, which runs the same code as CuPy does
+(no NumPy-only calls slip through) on any machine, slowly."""
 
 from __future__ import annotations
 
 import importlib.util
 from typing import Any
 
-BACKENDS = ("auto", "numpy", "cupy")
+BACKENDS = ("auto", "numpy", "cupy", "strict")
 
 
 def cupy_usable() -> bool:
@@ -34,4 +38,10 @@ def resolve(backend: str) -> tuple[str, Any]:
         import array_api_compat.cupy as xp  # noqa: PLC0415
 
         return "cupy", xp
+    if backend == "strict":
+        if importlib.util.find_spec("array_api_strict") is None:
+            return "strict", None
+        import array_api_strict as xp  # noqa: PLC0415
+
+        return "strict", xp
     raise ValueError(f"unknown backend {backend!r}")

@@ -123,7 +123,7 @@ def _parser(command: str | None) -> _Parser:
                        help="write this run's verdicts and residuals as the new baseline")
     p.add_argument("--seed", type=_int_in(0, 2**63 - 1, "--seed"), default=0, help="master seed (default 0)")
     p.add_argument("--profile", choices=sorted(PROFILES), default="default", help="how hard to look")
-    p.add_argument("--backend", choices=BACKENDS, default="auto", help="array backend for float checks")
+    p.add_argument("--backend", choices=BACKENDS, default="auto", help="array backend for float checks (strict: array-api-strict, the standard's reference namespace)")
     p.add_argument("--dps", type=_int_in(15, 5000, "--dps"), default=50, help="mpmath decimal digits (default 50)")
     p.add_argument("--report-dir", type=Path, default=Path("reports/latest"), help="where reports are written")
     p.add_argument("--json", action="store_true", help="print report.json on stdout")
