@@ -27,7 +27,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -178,29 +178,45 @@ def teacher_data(setup: Setup, seed: int) -> Dataset:
     return Dataset(x[: setup.n_train], y[: setup.n_train], x[setup.n_train:], y[setup.n_train:])
 
 
-def train(params: Params, method: Method, data: Dataset, steps: int, gen: torch.Generator) -> np.ndarray:
-    """Mini-batch training of every run in ``params`` (in place), each run with its own reshuffled
-    epochs; returns the full training loss per run after every epoch, shape (epochs, runs)."""
-    for p in params:
-        p.requires_grad_(True)
-    opt = method.optimizer(params)
-    runs, n = params[0].shape[0], data.x_train.shape[0]
-    per_epoch = n // method.batch
-    history = []
+def train(methods: Sequence[Method], params: Sequence[Params], data: Dataset, steps: int,
+          gens: Sequence[torch.Generator]) -> list[np.ndarray]:
+    """Mini-batch training of every run of every method (in place), each run with its own
+    reshuffled epochs drawn from its method's generator; returns, per method, the full training
+    loss per run after every epoch, shape (epochs, runs).
+
+    The methods share one forward and backward pass per step (their runs concatenated along the
+    run axis; the summed loss keeps runs independent), then each method's optimizer steps its own
+    leaves: the per-step overhead of autograd is paid once instead of once per method."""
+    per_epoch = {data.x_train.shape[0] // m.batch for m in methods}
+    if len(per_epoch) != 1:
+        raise ValueError("methods trained together need the same batch size")
+    per_epoch, n = per_epoch.pop(), data.x_train.shape[0]
+    for group in params:
+        for p in group:
+            p.requires_grad_(True)
+    opts = [m.optimizer(group) for m, group in zip(methods, params)]
+    joined = lambda: [torch.cat(leaves) for leaves in zip(*params)]  # noqa: E731
+    runs = [group[0].shape[0] for group in params]
+    history: list[np.ndarray] = []
     for step in range(steps):
         if step % per_epoch == 0:
-            order = torch.argsort(torch.rand(runs, n, generator=gen), dim=1)
+            order = torch.cat([torch.argsort(torch.rand(r, n, generator=g), dim=1) for r, g in zip(runs, gens)])
         j = step % per_epoch
-        idx = order[:, j * method.batch:(j + 1) * method.batch]
-        opt.zero_grad()
-        loss_per_run(params, data.x_train[idx], data.y_train[idx]).sum().backward()  # runs separate
-        opt.step()
+        idx = order[:, j * methods[0].batch:(j + 1) * methods[0].batch]
+        for opt in opts:
+            opt.zero_grad()
+        loss_per_run(joined(), data.x_train[idx], data.y_train[idx]).sum().backward()  # runs separate
+        for opt in opts:
+            opt.step()
         if j == per_epoch - 1 or step + 1 == steps:
             with torch.no_grad():
-                history.append(loss_per_run(params, data.x_train, data.y_train).numpy().copy())
-    for p in params:
-        p.requires_grad_(False)
-    return np.array(history)
+                history.append(loss_per_run(joined(), data.x_train, data.y_train).numpy().copy())
+    for group in params:
+        for p in group:
+            p.requires_grad_(False)
+    per_run = np.array(history)
+    bounds = np.cumsum([0, *runs])
+    return [per_run[:, lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:])]
 
 
 # --- the Hessian ---------------------------------------------------------------------------------
@@ -391,9 +407,11 @@ def experiment(seed: int, profile: str) -> Experiment:
         out = Experiment(setup, hvp_check=hvp_validation(seed))
         data = teacher_data(setup, seed)
         init = init_params(setup.student_widths, generator(seed, "Table S1", "students"), runs=setup.seeds)
-        for method in METHODS.values():
-            params = [p.clone() for p in init]  # the same initialisations for both methods
-            history = train(params, method, data, setup.steps, generator(seed, "Table S1", method.name, "batches"))
-            out.runs += measure(method, params, history, data, seed)
+        methods = list(METHODS.values())
+        params = [[p.clone() for p in init] for _ in methods]  # the same initialisations for every method
+        gens = [generator(seed, "Table S1", method.name, "batches") for method in methods]
+        histories = train(methods, params, data, setup.steps, gens)
+        for method, group, history in zip(methods, params, histories):
+            out.runs += measure(method, group, history, data, seed)
     out.seconds = time.perf_counter() - start
     return out
