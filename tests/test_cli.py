@@ -137,16 +137,39 @@ def test_interrupted_run_keeps_the_previous_report(tmp_path, monkeypatch, capsys
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
-def test_sigint_in_a_real_process_leaves_the_report_intact(tmp_path):
+def _children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_sigint_in_a_real_process_leaves_the_report_intact(tmp_path, jobs):
     _run(tmp_path)
     before = (tmp_path / "report.json").read_bytes()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "verify", "--report-dir", str(tmp_path)],
+    proc = subprocess.Popen([sys.executable, "-m", "verify", "--jobs", jobs, "--report-dir", str(tmp_path)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    time.sleep(3.0)
+    time.sleep(4.0)
+    workers = _children(proc.pid)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err.decode()[-500:]
     assert b"Traceback" not in err
     assert (tmp_path / "report.json").read_bytes() == before
     assert not list(tmp_path.glob(".partial-*"))
+    time.sleep(0.5)
+    assert not [pid for pid in workers if _alive(pid)], "worker processes outlived the interrupted run"

@@ -26,10 +26,11 @@ from . import figures
 from . import report as report_mod
 from . import terminal
 from .backends import BACKENDS, resolve
+from .parallel import default_jobs
 from .catalog import CatalogError
 from .checks import CheckDefinitionError
 from .context import PROFILES, Context
-from .engine import Audit, SelectionError, select
+from .engine import PARALLEL_MIN_CHECKS, Audit, SelectionError, select
 from .model import BAD
 
 COMMANDS = ("run", "list", "bench", "probe", "mutants")
@@ -125,6 +126,9 @@ def _parser(command: str | None) -> _Parser:
     p.add_argument("--profile", choices=sorted(PROFILES), default="default", help="how hard to look")
     p.add_argument("--backend", choices=BACKENDS, default="auto", help="array backend for float checks (strict: array-api-strict, the standard's reference namespace)")
     p.add_argument("--dps", type=_int_in(15, 5000, "--dps"), default=50, help="mpmath decimal digits (default 50)")
+    p.add_argument("--jobs", "-j", type=_int_in(1, 256, "--jobs"), default=default_jobs(),
+                   help=f"worker processes for runs of {PARALLEL_MIN_CHECKS}+ checks (default: one per core, "
+                        f"here {default_jobs()})")
     p.add_argument("--report-dir", type=Path, default=Path("reports/latest"), help="where reports are written")
     p.add_argument("--json", action="store_true", help="print report.json on stdout")
     return p
@@ -207,7 +211,7 @@ def _audit(args: argparse.Namespace, targets: Sequence[str] | None, argv: Sequen
     reference = _load_baseline(args.baseline)
     backend, xp = resolve(args.backend)
     ctx = Context(seed=args.seed, profile=PROFILES[args.profile], dps=args.dps, backend=backend, xp=xp)
-    audit = Audit(ctx)
+    audit = Audit(ctx, jobs=args.jobs)
     labels = select(targets, audit.claims) if targets else list(audit.claims)
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
@@ -253,7 +257,7 @@ def _mutants(args: argparse.Namespace) -> int:
     prepare_report_dir(args.report_dir)
     backend, xp = resolve(args.backend)
     ctx = Context(seed=args.seed, profile=PROFILES[args.profile], dps=args.dps, backend=backend, xp=xp)
-    audit = Audit(ctx)
+    audit = Audit(ctx, jobs=args.jobs)
     labels = select(args.targets, audit.claims) if args.targets else list(audit.claims)
     results = terminal.run_with_progress(audit, labels)
     document = report_mod.build(results, audit.claims, audit.covered(), {"seed": args.seed, "profile": args.profile})

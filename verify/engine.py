@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
@@ -15,8 +14,12 @@ from .catalog import SECTIONS, Claim
 from .checks import CHECKS
 from .context import Context
 from .evaluate import evaluate
-from .model import Check, ClaimResult, Verdict
+from .model import Check, CheckResult, ClaimResult, Verdict
 from .verdicts import claim_verdict, rollup
+
+
+#: Fewer checks than this run in-process: starting workers (~2 s each) would cost more than it saves.
+PARALLEL_MIN_CHECKS = 30
 
 
 class SelectionError(ValueError):
@@ -74,7 +77,9 @@ class Audit:
     claims: dict[str, Claim] = field(default_factory=catalog_mod.load)
     checks: dict[str, list[Check]] = field(default_factory=load_checks)
     on_check: Callable[[Check], None] | None = None
+    jobs: int = 1
     results: dict[str, ClaimResult] = field(default_factory=dict)
+    _done: dict[str, CheckResult] = field(default_factory=dict, repr=False)
 
     def covered(self) -> int:
         return sum(1 for label in self.claims if self.checks.get(label))
@@ -88,17 +93,19 @@ class Audit:
             return self.results[label]
         claim = self.claims[label]
         rolled = {used: self.claim(used).verdict for used in claim.uses}
-        start = time.perf_counter()  # the claim's own checks only
         check_results = []
         for check in self.checks.get(label, ()):
-            check_results.append(evaluate(check, self.ctx))
-            if self.on_check:
-                self.on_check(check)
+            if check.id not in self._done:
+                self._done[check.id] = evaluate(check, self.ctx)
+                if self.on_check:
+                    self.on_check(check)
+            check_results.append(self._done[check.id])
         own = claim_verdict([r.verdict for r in check_results])
         discharged = self._discharged(claim)
         effective = [Verdict.PASSED if used in discharged else v for used, v in rolled.items()]
         verdict = rollup(own if check_results else None, effective) if claim.named else own
-        result = ClaimResult(label, verdict, check_results, rolled, discharged, time.perf_counter() - start)
+        seconds = sum(r.seconds for r in check_results)  # the claim's own checks only
+        result = ClaimResult(label, verdict, check_results, rolled, discharged, seconds)
         self.results[label] = result
         return result
 
@@ -115,6 +122,15 @@ class Audit:
 
     def run(self, labels: Iterable[str]) -> list[ClaimResult]:
         wanted = list(labels)
+        if self.jobs > 1:
+            self._evaluate_in_workers(closure(wanted, self.claims))
         for label in wanted:
             self.claim(label)
         return [self.results[label] for label in wanted]
+
+    def _evaluate_in_workers(self, labels: list[str]) -> None:
+        from .parallel import evaluate_parallel  # noqa: PLC0415
+
+        todo = [c for label in labels for c in self.checks.get(label, ()) if c.id not in self._done]
+        if len(todo) >= PARALLEL_MIN_CHECKS:
+            self._done.update(evaluate_parallel(todo, self.ctx, self.jobs, self.on_check))
