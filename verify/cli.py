@@ -26,12 +26,12 @@ from . import figures
 from . import report as report_mod
 from . import terminal
 from .backends import BACKENDS, resolve
-from .parallel import default_jobs
 from .catalog import CatalogError
 from .checks import CheckDefinitionError
 from .context import PROFILES, Context
 from .engine import PARALLEL_MIN_CHECKS, Audit, SelectionError, select
 from .model import BAD
+from .parallel import default_jobs
 
 COMMANDS = ("run", "list", "bench", "probe", "mutants")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -223,6 +223,7 @@ def _audit(args: argparse.Namespace, targets: Sequence[str] | None, argv: Sequen
         "backend": backend,
         "backend_available": xp is not None,
         "dps": args.dps,
+        "jobs": args.jobs,
         "selection": list(targets or []),
         "started": started.isoformat(timespec="seconds"),
         "duration_s": round(time.perf_counter() - t0, 3),
