@@ -118,7 +118,7 @@ def test_a_failed_claim_exits_1(tmp_path, monkeypatch):
     checks = dict(load_checks())
     checks[SMALL] = [Check(claim=SMALL, name="always wrong", method="float", run=_failing_check,
                            printed=1.0, mutants={"also wrong": 2.0})]
-    monkeypatch.setattr(cli, "Audit", lambda ctx: Audit(ctx, checks=checks))
+    monkeypatch.setattr(cli, "Audit", lambda ctx, jobs: Audit(ctx, checks=checks, jobs=jobs))
     assert cli.main(["run", SMALL, *QUICK, "--report-dir", str(tmp_path)]) == 1
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["claims"][0]["verdict"] == "failed" and report["summary"]["ok"] is False
