@@ -95,7 +95,8 @@ def gradient_norm(weights: Sequence[np.ndarray], data: ln.Data) -> np.ndarray:
 def numpy_gradient(weights: Sequence[np.ndarray], Sigma_x: np.ndarray, Sigma_yx: np.ndarray) -> list[np.ndarray]:
     """dL/dW_k = 2 A_k^T (W Sigma_x - Sigma_yx) B_k^T in plain NumPy: the same formula as
     ``linear_network.gradient`` (tested equal) without the Array-API dispatch, which would triple the
-    cost of the thousands of right-hand-side calls of an integration."""
+    cost of the thousands of right-hand-side calls of an integration (ndarray methods, not the slower
+    ``np.swapaxes`` wrappers, for the same reason)."""
     m = len(weights)
     below = [None] * m  # B_k = W_{k-1}...W_1 (None for the identity)
     for k in range(1, m):
@@ -104,9 +105,9 @@ def numpy_gradient(weights: Sequence[np.ndarray], Sigma_x: np.ndarray, Sigma_yx:
     left = end @ Sigma_x - Sigma_yx
     grads = [None] * m
     for k in range(m - 1, -1, -1):  # left = A_k^T (W Sigma_x - Sigma_yx), A_k = W_m...W_{k+1}
-        g = 2 * left if below[k] is None else 2 * left @ np.swapaxes(below[k], -1, -2)
+        g = 2 * left if below[k] is None else 2 * left @ below[k].swapaxes(-1, -2)
         grads[k] = g
-        left = np.swapaxes(weights[k], -1, -2) @ left
+        left = weights[k].swapaxes(-1, -2) @ left
     return grads
 
 
@@ -134,14 +135,15 @@ def gradient_flow(
     shapes = [np.shape(W) for W in weights0]
     ln.widths(weights0)
     y0 = np.concatenate([np.ravel(np.asarray(W, dtype=float)) for W in weights0])
-    splits = np.cumsum([int(np.prod(s)) for s in shapes])[:-1]
+    ends = np.cumsum([int(np.prod(s)) for s in shapes]).tolist()
+    parts = list(zip([0, *ends[:-1]], ends, shapes))
     Sx, Syx = np.asarray(data.Sigma_x, dtype=float), np.asarray(data.Sigma_yx, dtype=float)
 
-    def unpack(y: np.ndarray) -> list[np.ndarray]:
-        return [np.reshape(part, s) for part, s in zip(np.split(y, splits), shapes)]
+    def unpack(y: np.ndarray) -> list[np.ndarray]:  # views by slicing: np.split costs more than the gradient
+        return [y[a:b].reshape(s) for a, b, s in parts]
 
     def velocity(_t: float, y: np.ndarray) -> np.ndarray:
-        return -np.concatenate([np.ravel(g) for g in numpy_gradient(unpack(y), Sx, Syx)])
+        return -np.concatenate([g.reshape(-1) for g in numpy_gradient(unpack(y), Sx, Syx)])
 
     events = None
     if stop_gradient is not None:
