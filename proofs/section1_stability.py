@@ -38,7 +38,10 @@ from verify.measure import to_jsonable
 from verify.model import Measurement, Variant
 from verify.search import search
 
+from . import linear_network as ln
 from . import scalar_network as sn
+from .linear_network import Array
+from .on_backend import map_chunks
 
 # ----------------------------------------------------------------------------
 # The statements as printed
@@ -110,26 +113,42 @@ def column_norm(v: np.ndarray) -> np.ndarray:
     return np.sqrt(np.sum(v * v, axis=-2))
 
 
-def identity_like(H: np.ndarray) -> np.ndarray:
-    return np.broadcast_to(np.eye(H.shape[-1]), H.shape)
+# The helpers below take arrays of any Array-API namespace (NumPy, CuPy, array-api-strict): the
+# float checks of (S3) and (S4) run them on the selected backend.
+
+def identity_like(H: Array) -> Array:
+    xp = ln.namespace(H)
+    return xp.broadcast_to(ln.eye(H.shape[-1], H), H.shape)
 
 
-def step_matrix_squared(H: np.ndarray, eta: np.ndarray) -> np.ndarray:
+def step_matrix_squared(H: Array, eta: Array) -> Array:
     """(I - eta H)^2 by a matrix product, batched over eta (batch,)."""
     A = identity_like(H) - eta[:, None, None] * H
     return A @ A
 
 
-def lambda_max(M: np.ndarray) -> np.ndarray:
-    return np.linalg.eigvalsh(M)[..., -1]
+def ascending_eigenvalues(M: Array) -> Array:
+    return ln.namespace(M).linalg.eigvalsh(M)
 
 
-def descending_eigenvalues(M: np.ndarray) -> np.ndarray:
-    return np.linalg.eigvalsh(M)[..., ::-1]
+def lambda_max(M: Array) -> Array:
+    return ascending_eigenvalues(M)[..., -1]
 
 
-def sort_descending(x: np.ndarray) -> np.ndarray:
-    return -np.sort(-x, axis=-1)
+def lambda_min(M: Array) -> Array:
+    return ascending_eigenvalues(M)[..., 0]
+
+
+def descending_eigenvalues(M: Array) -> Array:
+    return ascending_eigenvalues(M)[..., ::-1]
+
+
+def sort_descending(x: Array) -> Array:
+    return ln.namespace(x).sort(x, axis=-1, descending=True)
+
+
+def sort_ascending(x: Array) -> Array:
+    return ln.namespace(x).sort(x, axis=-1)
 
 
 def random_orthogonal(rng: np.random.Generator, n: int, N: int) -> np.ndarray:
@@ -580,13 +599,13 @@ S2_MUTANTS = {
     "bound 2 instead of 1": lambda H, eta, atol: lambda_max(step_matrix_squared(H, eta)) <= 2 + atol,
     "no square: lambda_max(I - eta H) <= 1": lambda H, eta, atol: lambda_max(identity_like(H) - eta[:, None, None] * H) <= 1 + atol,
     "strict inequality < 1": lambda H, eta, atol: lambda_max(step_matrix_squared(H, eta)) < 1 - atol,
-    "lambda_min instead of lambda_max": lambda H, eta, atol: np.linalg.eigvalsh(step_matrix_squared(H, eta))[..., 0] <= 1 + atol,
+    "lambda_min instead of lambda_max": lambda H, eta, atol: lambda_min(step_matrix_squared(H, eta)) <= 1 + atol,
 }
 S4_MUTANTS = {
     "1/eta instead of 2/eta": lambda H, eta, atol: lambda_max(H) <= 1 / eta * (1 + atol),
     "4/eta instead of 2/eta": lambda H, eta, atol: lambda_max(H) <= 4 / eta * (1 + atol),
     "strict inequality < 2/eta": lambda H, eta, atol: lambda_max(H) < 2 / eta * (1 - atol),
-    "lambda_min instead of lambda_max": lambda H, eta, atol: np.linalg.eigvalsh(H)[..., 0] <= 2 / eta * (1 + atol),
+    "lambda_min instead of lambda_max": lambda H, eta, atol: lambda_min(H) <= 2 / eta * (1 + atol),
 }
 #: Near a minimum of a non-quadratic loss the threshold itself is decided by higher-order terms,
 #: so the scalar-network runs use only instances off the threshold; strictness cannot be seen there.
@@ -729,12 +748,20 @@ S3_REASON = "float64 symmetric eigensolver: absolute error <~ N eps ||M|| with |
 
 @dataclass
 class SpectralBatch:
-    H: np.ndarray
-    eta: np.ndarray
+    """H and eta, on the host (NumPy) or on the backend (any Array-API namespace)."""
+
+    H: Array
+    eta: Array
 
     @property
-    def A(self) -> np.ndarray:
+    def A(self) -> Array:
         return identity_like(self.H) - self.eta[:, None, None] * self.H
+
+
+def relative_rows(diff: Array, scale: Array) -> Array:
+    """max over a row of |diff| / max(1, max over the row of |scale|), on any namespace."""
+    xp = ln.namespace(diff, scale)
+    return xp.max(xp.abs(diff), axis=-1) / xp.clip(xp.max(xp.abs(scale), axis=-1), min=1.0)
 
 
 def s3_batches(ctx: Context) -> list[SpectralBatch]:
@@ -757,13 +784,18 @@ def regime(eta_lam: np.ndarray) -> np.ndarray:
 
 def s3_indexwise_measurement(ctx: Context, predict: Callable[[SpectralBatch], np.ndarray],
                              truth: Callable[[SpectralBatch], np.ndarray]) -> Measurement:
-    """Index-wise comparison over s3_batches with the failure rate per regime in the details."""
+    """Index-wise comparison over s3_batches with the failure rate per regime in the details: the
+    eigensolvers and the formula run on ``ctx.xp``, the residuals and regimes are tallied on the host."""
     worst, bad, count = 0.0, None, 0
     fails: dict[str, list[int]] = {}
-    for b in s3_batches(ctx):
+
+    def on_backend(H: Array, eta: Array) -> tuple[Array, ...]:
+        b = SpectralBatch(H, eta)
         pred, true = predict(b), truth(b)
-        res = np.max(np.abs(pred - true), axis=1) / np.maximum(1, np.max(np.abs(true), axis=1))
-        eig_H = descending_eigenvalues(b.H)
+        return relative_rows(pred - true, true), pred, true, descending_eigenvalues(H)
+
+    for b in s3_batches(ctx):
+        res, pred, true, eig_H = map_chunks(ctx, on_backend, (b.H, b.eta))
         reg = regime(b.eta[:, None] * eig_H)
         for name in np.unique(reg):
             sel = reg == name
@@ -787,8 +819,8 @@ def s3_indexwise_measurement(ctx: Context, predict: Callable[[SpectralBatch], np
                                 "once A has a negative eigenvalue (eta*lambda > 1)",
                          text=r"\lambda_i\big((\mathbf{I}-\eta\nabla^2 f)^2\big) = i\text{-th largest of } "
                               r"\{\lambda_j^2(\mathbf{I}-\eta\nabla^2 f)\}_j"),
-       mutants={"no square": lambda eig_A: eig_A, "absolute value, no square": lambda eig_A: np.abs(eig_A),
-                "i-th smallest on the right": lambda eig_A: np.sort(eig_A**2, axis=-1)})
+       mutants={"no square": lambda eig_A: eig_A, "absolute value, no square": lambda eig_A: abs(eig_A),
+                "i-th smallest on the right": lambda eig_A: sort_ascending(eig_A**2)}, backend=True)
 def s3_first_equality_indexwise(ctx: Context, formula) -> Measurement:
     """lambda_i(A^2) (dense eigensolver of the product A A, i-th largest) against the formula applied to the
     descending eigenvalues of A = I - eta H, index by index."""
@@ -802,7 +834,7 @@ def s3_first_equality_indexwise(ctx: Context, formula) -> Measurement:
                          text=r"\lambda_i^2(\mathbf{I}-\eta\nabla^2 f) = (1-\eta\lambda_{N+1-i}(\nabla^2 f))^2"),
        mutants={"no square": lambda eig_H, eta: 1 - eta[:, None] * eig_H[:, ::-1],
                 "plus sign": lambda eig_H, eta: (1 + eta[:, None] * eig_H[:, ::-1]) ** 2,
-                "missing eta": lambda eig_H, eta: (1 - eig_H[:, ::-1]) ** 2})
+                "missing eta": lambda eig_H, eta: (1 - eig_H[:, ::-1]) ** 2}, backend=True)
 def s3_second_equality_indexwise(ctx: Context, formula) -> Measurement:
     """lambda_i(I - eta H)^2 (dense eigensolver of I - eta H, i-th largest, squared) against the formula applied
     to the descending eigenvalues of H, index by index."""
@@ -820,7 +852,7 @@ CHAIN_MUTANTS = {"no square": lambda eig_H, eta: sort_descending(1 - eta[:, None
                  "plus sign in the last member": lambda eig_H, eta: sort_descending(1 - eta[:, None] * eig_H * (2 + eta[:, None] * eig_H))}
 
 
-@check("S3", method="float", printed=s3_chain_printed, corrected=CHAIN_CORRECTED, mutants=CHAIN_MUTANTS)
+@check("S3", method="float", printed=s3_chain_printed, corrected=CHAIN_CORRECTED, mutants=CHAIN_MUTANTS, backend=True)
 def s3_chain_indexwise(ctx: Context, formula) -> Measurement:
     """lambda_i((I - eta H)^2) (dense eigensolver of the product, i-th largest) against the formula applied to
     the descending eigenvalues of H, index by index: the first member of (S3) against the third."""
@@ -850,16 +882,23 @@ def s3_chain_minimal_counterexample(ctx: Context, formula) -> Measurement:
 @check("S3", method="float", printed=s3_paired_printed,
        mutants={"no square": lambda eta, lam: 1 - eta * lam, "plus sign": lambda eta, lam: (1 + eta * lam) ** 2,
                 "missing eta": lambda eta, lam: (1 - lam) ** 2,
-                "plus sign in the last member": lambda eta, lam: 1 - eta * lam * (2 + eta * lam)})
+                "plus sign in the last member": lambda eta, lam: 1 - eta * lam * (2 + eta * lam)}, backend=True)
 def s3_paired_by_eigenvector(ctx: Context, formula) -> Measurement:
     """For each eigenpair (lambda_i, v_i) of H (eigh), (I - eta H)^2 v_i computed by matrix products against
-    formula(eta, lambda_i) v_i: the reading of (S3) with lambda_i paired by eigenvector."""
+    formula(eta, lambda_i) v_i: the reading of (S3) with lambda_i paired by eigenvector. All of it runs on
+    ``ctx.xp``; only the per-instance residuals come back."""
     worst, bad, count = 0.0, None, 0
+
+    def on_backend(H: Array, eta: Array) -> tuple[Array, ...]:
+        xp = ln.namespace(H)
+        lam, vec = xp.linalg.eigh(H)
+        A = SpectralBatch(H, eta).A
+        value = formula(eta[:, None], lam)
+        defect = xp.linalg.vector_norm(A @ A @ vec - vec * value[:, None, :], axis=-2)
+        return relative_rows(defect, value), lam, value
+
     for b in s3_batches(ctx):
-        lam, vec = np.linalg.eigh(b.H)
-        M = b.A @ b.A
-        value = formula(b.eta[:, None], lam)
-        res = np.max(np.linalg.norm(M @ vec - vec * value[:, None, :], axis=1), axis=1) / np.maximum(1, np.abs(value).max(axis=1))
+        res, lam, value = map_chunks(ctx, on_backend, (b.H, b.eta))
         if (res > S3_TOL).any() and bad is None:
             i = int(np.argmax(res))
             bad = to_jsonable({"H": b.H[i], "eta": b.eta[i], "eigenvalues_H": lam[i], "formula": value[i]})
@@ -986,15 +1025,20 @@ def s4_equivalent_to_s2_exact(ctx: Context, formula) -> Measurement:
                        counterexample=wrong[0] if wrong else None)
 
 
-@check("S4", method="float", printed=s4_printed, mutants=S4_MUTANTS)
+def criteria_disagree(ctx: Context, formula, H: np.ndarray, eta: np.ndarray) -> np.ndarray:
+    """Where the formula and (S2) (dense eigensolver of (I - eta H)^2) disagree, evaluated on ``ctx.xp``."""
+    return map_chunks(ctx, lambda H, eta: formula(H, eta, EIG_ATOL) != s2_printed(H, eta, EIG_ATOL), (H, eta))
+
+
+@check("S4", method="float", printed=s4_printed, mutants=S4_MUTANTS, backend=True)
 def s4_equivalent_to_s2_float(ctx: Context, formula) -> Measurement:
     """Random PSD H (sizes 1..16, rank deficient in a third) with eta below, on and above 2/lambda_max: the
-    formula against (S2) evaluated with a dense eigensolver on the matrix (I - eta H)^2. Details: the same on
-    indefinite H, where the nonnegativity the text states is needed."""
+    formula against (S2) evaluated with a dense eigensolver on the matrix (I - eta H)^2, both on ``ctx.xp``.
+    Details: the same on indefinite H, where the nonnegativity the text states is needed."""
     wrong, bad, count = 0, None, 0
     for N in SIZES:
-        b = threshold_batch(ctx.rng("equivalence", N), max(6, ctx.profile.instances // len(SIZES)), N, saddles=False)
-        miss = np.flatnonzero(formula(b.H, b.eta, EIG_ATOL) != s2_printed(b.H, b.eta, EIG_ATOL))
+        b = threshold_batch(ctx.rng("equivalence", N), max(6, -(-ctx.profile.instances // len(SIZES))), N, saddles=False)
+        miss = np.flatnonzero(criteria_disagree(ctx, formula, b.H, b.eta))
         wrong, count = wrong + miss.size, count + len(b.eta)
         if miss.size and bad is None:
             bad = b.instance(int(miss[0]))
@@ -1009,7 +1053,7 @@ def indefinite_disagreement(ctx: Context, formula) -> dict:
     for N in SIZES[1:]:
         b = threshold_batch(ctx.rng("equivalence saddles", N), 50, N, saddles=True)
         sel = np.flatnonzero(b.saddle)
-        miss = sel[formula(b.H[sel], b.eta[sel], EIG_ATOL) != s2_printed(b.H[sel], b.eta[sel], EIG_ATOL)]
+        miss = sel[criteria_disagree(ctx, formula, b.H[sel], b.eta[sel])]
         disagree, total = disagree + miss.size, total + sel.size
         if miss.size and example is None:
             example = b.instance(int(miss[0]))
