@@ -13,10 +13,17 @@ meant) makes the statement fail with the reason as counterexample.
 Residuals are relative: |a - b| / max(|a|, |b|) for numbers, ||a - b|| / max(||a||, ||b||) for
 vectors, and a violated inequality's negative slack. Each instance is compared with its family's
 tolerance; the Measurement's residual is the worst ratio residual / tolerance (tolerance 1).
+
+Where the arrays live: the families are built on the host (NumPy, seeded), and a float64 check moves
+them to the run's array backend ``ctx.xp`` in bounded chunks of instances; the members and the
+per-instance residuals and slacks are computed there, and only those (one number per instance and
+link) come back to the host, where the tolerances, worst cases and summaries are taken. The mpmath
+path and the hypothesis search stay on NumPy.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from functools import reduce
 from operator import mul
@@ -25,6 +32,7 @@ from typing import Any, Callable, Iterable, Sequence
 import mpmath
 import numpy as np
 
+from verify.arrays import chunk_sizes, to_numpy
 from verify.checks import check
 from verify.context import Context
 from verify.measure import to_jsonable
@@ -59,16 +67,19 @@ def chain(*members: Any, rel: str | Sequence[str] = "=") -> Chain:
     return Chain(tuple(members), rels)
 
 
+def _host(x: Any) -> np.ndarray:
+    """Per-instance numbers as NumPy float64 on the host (mpf entries rounded, backend arrays copied)."""
+    return np.asarray(x, dtype=float) if fp.is_exact(x) else np.asarray(to_numpy(x), dtype=float)
+
+
 def _norm(x: Any) -> np.ndarray:
-    """|x| per instance (n,), for numbers (n,) and vectors (n, d), as float64 (after mpf arithmetic)."""
-    x = np.asarray(x)
-    value = fp.vnorm(x) if x.ndim == 2 else (np.vectorize(abs, otypes=[object])(x) if fp.is_exact(x) else np.abs(x))
-    return np.asarray(value, dtype=float)
+    """|x| per instance (n,), for numbers (n,) and vectors (n, d), as host float64."""
+    return _host(fp.vnorm(x) if x.ndim == 2 else abs(x))
 
 
 def _link(a: Any, b: Any, relation: str) -> tuple[np.ndarray, np.ndarray]:
     """(residual, slack) per instance for a R b: slack is the relative margin (nan for '=')."""
-    a, b = np.asarray(a), np.asarray(b)
+    a, b = (x if hasattr(x, "shape") else np.asarray(x) for x in (a, b))
     if a.shape != b.shape:
         raise NotEvaluable(f"members of shapes {a.shape[1:]} and {b.shape[1:]} cannot be compared")
     scale = np.maximum(np.maximum(_norm(a), _norm(b)), TINY)
@@ -77,7 +88,7 @@ def _link(a: Any, b: Any, relation: str) -> tuple[np.ndarray, np.ndarray]:
         return np.where(np.isnan(residual), np.inf, residual), np.full(residual.shape, np.nan)
     if a.ndim != 1:
         raise NotEvaluable(f"an inequality between vectors of shape {a.shape[1:]}")
-    diff = np.asarray(a - b if relation == ">=" else b - a, dtype=float)
+    diff = _host(a - b if relation == ">=" else b - a)
     slack = diff / scale
     return np.where(np.isnan(slack), np.inf, np.maximum(0.0, -slack)), slack
 
@@ -154,7 +165,34 @@ def _link_names(where: list[tuple[Chain, int]]) -> list[str]:
             for (c, pos), i in zip(where, indices)]
 
 
-def _evaluate(formula: Formula, family: Family, ks: Iterable[int]) -> Evaluation:
+def _evaluate(formula: Formula, family: Family, ks: Iterable[int], xp: Any = None) -> Evaluation:
+    """The statement on a family: on the host as it is (``xp`` None: NumPy or mpmath), or moved to the
+    namespace ``xp`` in chunks of instances that bound the memory of the largest intermediate."""
+    ks = list(ks)
+    if xp is None:
+        return _evaluate_part(formula, family, ks)
+    parts, start = [], 0
+    for size in chunk_sizes(family.n, family.numbers_per_instance()):
+        parts.append((start, _evaluate_part(formula, family.rows(start, start + size).on(xp), ks)))
+        start += size
+    return _merge(parts, family.n)
+
+
+def _merge(parts: list[tuple[int, Evaluation]], n: int) -> Evaluation:
+    """One Evaluation from those of consecutive chunks (``parts``: (first instance, evaluation))."""
+    if len(parts) == 1:
+        return parts[0][1]
+    for start, e in parts:
+        if "not evaluable" in e.worst:
+            return Evaluation(np.full(n, np.inf), np.full((n, 1), np.inf), {**e.worst, "instance": start}, [])
+    start, top = max(parts, key=lambda p: float(np.max(p[1].ratio)))
+    worst = {**top.worst, "instance": top.worst["instance"] + start} if top.worst else {}
+    tops = [e.max_slack for _, e in parts if e.max_slack is not None]
+    return Evaluation(np.concatenate([e.ratio for _, e in parts]), np.concatenate([e.slack for _, e in parts]),
+                      worst, parts[0][1].links, np.max(np.stack(tops), axis=0) if tops else None)
+
+
+def _evaluate_part(formula: Formula, family: Family, ks: Iterable[int]) -> Evaluation:
     worst_ratio = np.zeros(family.n)
     min_slack: np.ndarray | None = None
     max_slack: np.ndarray | None = None
@@ -180,16 +218,15 @@ def _evaluate(formula: Formula, family: Family, ks: Iterable[int]) -> Evaluation
             link = int(np.argmax(ratio[i]))
             c = where[link][0]
             worst = {"k": k, "instance": i, "link": names[link], "residual": float(residual[i, link]),
-                     "tolerance": float(family.tol[i]), "members": [to_jsonable(_plain(x[i])) for x in c.members]}
+                     "tolerance": float(family.tol[i]), "members": [to_jsonable(_plain(x)[i]) for x in c.members]}
         worst_ratio = np.maximum(worst_ratio, per_instance)
     if min_slack is None:
         min_slack = np.full((family.n, 1), np.inf)
     return Evaluation(worst_ratio, min_slack, worst, names, max_slack)
 
 
-def _plain(x: Any) -> Any:
-    x = np.asarray(x)
-    return np.asarray(x, dtype=float) if fp.is_exact(x) else x
+def _plain(x: Any) -> np.ndarray:
+    return _host(x)
 
 
 def _summaries(rows: list[tuple[Family, np.ndarray, np.ndarray]]) -> dict:
@@ -234,11 +271,12 @@ def measure(ctx: Context, formula: Formula, ks: Callable[[int], Iterable[int]], 
     """Evaluate ``formula`` for every k in ks(m) on the bank's families of ``domain`` (plus ``extra``),
     and on the evidence roles (details only)."""
     bank = families(ctx, exact)
+    xp = None if exact else ctx.xp
     with mpmath.workdps(ctx.dps), np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         main = [f for f in bank.role(*domain.main)] + list(extra)
         rows, failing, link_names, max_slacks = [], [], [], []
         for f in main:
-            e = _evaluate(formula, f, ks(f.m))
+            e = _evaluate(formula, f, ks(f.m), xp)
             rows.append((f, e.ratio, e.slack))
             if e.max_slack is not None:
                 max_slacks.append(e.max_slack)
@@ -247,7 +285,7 @@ def measure(ctx: Context, formula: Formula, ks: Callable[[int], Iterable[int]], 
                 failing.append((f, float(np.max(e.ratio)), e.worst))
         evidence = {}
         for role in domain.evidence:
-            evaluated = [(f, _evaluate(formula, f, ks(f.m))) for f in bank.role(role)]
+            evaluated = [(f, _evaluate(formula, f, ks(f.m), xp)) for f in bank.role(role)]
             if evaluated:
                 evidence[role] = _summaries([(f, e.ratio, e.slack) for f, e in evaluated])
     details = {"domain": domain.name, "families": _summaries(rows),
@@ -301,7 +339,7 @@ def suffix(f: Family, k: int) -> Any:
 
 
 def T(M: Any) -> Any:
-    return np.swapaxes(M, -1, -2)
+    return fp.transpose(M)
 
 
 def mv(M: Any, x: Any) -> Any:
@@ -387,13 +425,25 @@ K0: Callable[[int], Iterable[int]] = lambda m: range(0, m + 1)  # noqa: E731 - k
 ONCE: Callable[[int], Iterable[int]] = lambda m: (0,)  # noqa: E731 - statements without k
 
 
+def full(f: Family, shape: tuple[int, ...], value: int) -> Any:
+    """An array of ``value`` in the family's arithmetic and namespace."""
+    if f.exact:
+        return np.full(shape, mpmath.mpf(value), dtype=object)
+    return fp.xp_of(f.T).full(shape, float(value), dtype=f.T.dtype)
+
+
 def ones(f: Family) -> Any:
-    return np.full(f.n, mpmath.mpf(1), dtype=object) if f.exact else np.ones(f.n)
+    return full(f, (f.n,), 1)
+
+
+def stack(arrays: Sequence[Any]) -> Any:
+    """Per-instance numbers side by side, (n,) each -> (n, len(arrays))."""
+    return fp.xp_of(*arrays).stack(arrays, axis=-1)
 
 
 def root(f: Family, x: int) -> Any:
     """sqrt(x) in the family's arithmetic."""
-    return mpmath.sqrt(x) if f.exact else np.sqrt(x)
+    return mpmath.sqrt(x) if f.exact else math.sqrt(x)
 
 
 def sqrt_m(f: Family) -> Any:
@@ -405,7 +455,7 @@ def prod_over(f: Family, terms: Iterable[Any]) -> Any:
 
 
 def dot(a: Any, b: Any) -> Any:
-    return np.sum(a * b, axis=-1)
+    return fp.xp_of(a, b).sum(a * b, axis=-1)
 
 
 def unit(x: Any) -> Any:
@@ -447,11 +497,12 @@ def register(label: str, printed: Callable, mutants: dict, ks: Callable[[int], I
 
         where = ("mpmath at ctx.dps digits on canonical, rotated, rebalanced and extremal flattest minima "
                  "built to that precision" if exact else
-                 "float64 on every family (constructed, extremal, found by search + refine), batched")
+                 "float64 on the run's array backend, every family (constructed, extremal, found by search + "
+                 "refine) batched in bounded chunks; instances drawn on the host")
         run.__doc__ = (f"{what or printed.__doc__.splitlines()[0]} Members compared, {where}, on "
                        f"{domain.name}; evidence outside that domain in the details.")
         run.__name__ = f"{name or label.lower().replace(' ', '_')}_{'mpmath' if exact else 'float64'}"
-        check(label, method=method, printed=printed, mutants=mutants, corrected=corrected)(run)
+        check(label, method=method, printed=printed, mutants=mutants, corrected=corrected, backend=not exact)(run)
 
 
 def register_search(label: str, printed: Callable, mutants: dict, ks: Callable[[int], Iterable[int]], domain: Domain,
@@ -495,9 +546,10 @@ def register_named(label: str, formula: Callable, ks: Callable[[int], Iterable[i
 
     run.__doc__ = (f"{what} on every flattest minimum against its failure on random minima (S104): the statement "
                    f"must hold on the first and fail on >= 90 % of the second. Details: the converse (non-flattest "
-                   f"minima that satisfy it), Sigma_x = c I and SPD, unpaired u, v.")
+                   f"minima that satisfy it), Sigma_x = c I and SPD, unpaired u, v. Float64 on the run's array "
+                   f"backend; instances drawn on the host.")
     run.__name__ = f"{label.lower().replace(' ', '_')}_discriminates"
-    check(label, method="float", printed=formula,
+    check(label, method="float", printed=formula, backend=True,
           mutants={"a weaker statement true at every minimum": weaker, "a wrong exponent": wrong})(run)
 
     def wider(ctx: Context, formula) -> Measurement:
@@ -505,7 +557,8 @@ def register_named(label: str, formula: Callable, ks: Callable[[int], Iterable[i
 
     wider.__doc__ = (f"{what} on flattest minima including those of T = 0 (lambda_max = 0, e.g. the scalar "
                      f"m = 3 minimum w = (1, 0, 0), whose sympy Hessian is zero): the proof divides by gains that "
-                     f"vanish there, so the statement is run without sigma_max(T) > 0.")
+                     f"vanish there, so the statement is run without sigma_max(T) > 0. Float64 on the run's array "
+                     f"backend.")
     wider.__name__ = f"{label.lower().replace(' ', '_')}_at_zero_target"
-    check(label, method="float", printed=formula, without="sigma_max(T) > 0 (T != 0)",
+    check(label, method="float", printed=formula, without="sigma_max(T) > 0 (T != 0)", backend=True,
           mutants={"a wrong exponent": wrong})(wider)

@@ -36,6 +36,7 @@ import mpmath
 import numpy as np
 
 from verify.context import derive_seed
+from verify.arrays import to_backend
 from verify.measure import to_jsonable
 
 from . import flat_properties as fp
@@ -98,17 +99,35 @@ class Family:
     def instance(self, i: int) -> dict[str, Any]:
         """The replayable data of instance i (mpf entries as decimal strings)."""
         def plain(x):
-            return to_jsonable(np.vectorize(str, otypes=[object])(x) if fp.is_exact(np.asarray(x)) else x)
+            return to_jsonable(np.vectorize(str, otypes=[object])(x) if fp.is_exact(x) else x)
         return {"family": self.name, "role": self.role, "dims": list(self.dims),
                 "W": [plain(Wk[i]) for Wk in self.W], "T": plain(self.T[i]), "Sigma_x_half": plain(self.R[i]),
                 "u": plain(self.u[i]), "v": plain(self.v[i]), "sigma_max": plain(self.sigma[i]),
                 "lambda_max": float(self.lam[i]), "flatness_gap": float(self.gap[i])}
 
+    def _each(self, fn: Any, tol: Any = None, **changes: Any) -> "Family":
+        """The family with ``fn`` applied to every per-instance array (``tol`` to the tolerances)."""
+        tol = tol or fn
+        return replace(self, W=[fn(Wk) for Wk in self.W], T=fn(self.T), R=fn(self.R), sigma=fn(self.sigma),
+                       u=fn(self.u), v=fn(self.v), lam=fn(self.lam), target=fn(self.target), tol=tol(self.tol),
+                       **changes)
+
     def take(self, mask: np.ndarray, name: str | None = None) -> "Family":
         idx = np.flatnonzero(mask)
-        return replace(self, name=name or self.name, W=[Wk[idx] for Wk in self.W], T=self.T[idx], R=self.R[idx],
-                       sigma=self.sigma[idx], u=self.u[idx], v=self.v[idx], lam=self.lam[idx],
-                       target=self.target[idx], tol=self.tol[idx])
+        return self._each(lambda a: a[idx], name=name or self.name)
+
+    def rows(self, start: int, stop: int) -> "Family":
+        """Instances start, ..., stop - 1 (views)."""
+        return self._each(lambda a: a[start:stop])
+
+    def on(self, xp: Any) -> "Family":
+        """The float64 arrays in the Array-API namespace ``xp``; the tolerances stay NumPy (host)."""
+        return self._each(lambda a: to_backend(xp, a), tol=lambda t: t)
+
+    def numbers_per_instance(self) -> int:
+        """A bound on the float64 numbers one instance needs while a statement is evaluated: the largest
+        intermediate is the Kronecker matrix of the quadratic form of (S85), (d_x d_y)^2 per layer."""
+        return 4 * len(self.dims) * max(self.dims) ** 4
 
 
 @dataclass(frozen=True)
@@ -404,9 +423,10 @@ def cross_check_lambda(families: Sequence[Family], per_family: int = 2) -> float
 @lru_cache(maxsize=4)
 def float_bank(seed: int, instances_per_check: int) -> Bank:
     """All float families, sized so that the flattest constructed families hold about
-    ``instances_per_check`` instances in all; found minima: 1-6 per shape."""
+    ``instances_per_check`` instances in all (rounded up; with the extremal and found minima every check
+    on the flattest minima sees at least that many); found minima: 1-6 per shape."""
     rng = np.random.default_rng(derive_seed(seed, "flat minima bank"))
-    per_shape = max(2, instances_per_check // (len(SHAPES) * len(FLATTEST_GENERATORS)))
+    per_shape = max(2, -(-instances_per_check // (len(SHAPES) * len(FLATTEST_GENERATORS))))
     found_count = int(np.clip(instances_per_check // 500, 1, 6))
     constructed = constructed_families(rng, per_shape)
     extremal = extremal_families(rng, max(2, per_shape // 4))

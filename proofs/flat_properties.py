@@ -3,8 +3,10 @@
 Every function takes the weights ``W = [W_1, ..., W_m]`` of a deep linear network (``W_k`` of shape
 ``(..., d_k, d_{k-1})``, any leading batch shape) and, where needed, the target ``T`` or the top
 singular pair ``(sigma, u, v)`` of ``T`` (``T v = sigma u``, ``T^T u = sigma v``). Float64 arrays are
-handled batched by NumPy; NumPy object arrays of ``mpmath.mpf`` go through the same functions for the
-high-precision path (singular values then come from mpmath, one matrix at a time).
+handled batched; the arithmetic below the top singular pair (products, gains, norms, sigma_max) runs on
+any Array-API namespace (NumPy, CuPy, array-api-strict), the SVD-based measurements on NumPy. NumPy
+object arrays of ``mpmath.mpf`` go through the same functions for the high-precision path (singular
+values then come from mpmath, one matrix at a time).
 
 Vocabulary (1-based layers, as in the supplement):
 
@@ -43,35 +45,45 @@ Array = Any
 # --- arithmetic that works on float64 and on object arrays of mpf ---------------------------------
 
 def is_exact(x: Array) -> bool:
-    """True for NumPy object arrays (mpf or Fraction entries): the high-precision path."""
-    return isinstance(x, np.ndarray) and x.dtype == object
+    """True for NumPy object arrays (mpf or Fraction entries) and mpf scalars: the high-precision path."""
+    return (isinstance(x, np.ndarray) and x.dtype == object) or isinstance(x, mpmath.mpf)
+
+
+def xp_of(*arrays: Array) -> Any:
+    """NumPy for the high-precision path (object arrays), else the arrays' Array-API namespace."""
+    return np if any(is_exact(a) for a in arrays) else ln.namespace(*arrays)
+
+
+def transpose(M: Array) -> Array:
+    """M^T over the last two axes."""
+    return xp_of(M).matrix_transpose(M) if not is_exact(M) else np.swapaxes(M, -1, -2)
 
 
 def sqrt(x: Array) -> Array:
-    if is_exact(np.asarray(x)):
+    if is_exact(x):
         return np.vectorize(mpmath.sqrt, otypes=[object])(x)
-    return np.sqrt(x)
+    return xp_of(x).sqrt(x) if hasattr(x, "shape") else np.sqrt(x)
 
 
 def power(x: Array, e: Any) -> Array:
     """x**e for x >= 0 on either path (mpf powers keep the working precision)."""
-    if is_exact(np.asarray(x)):
+    if is_exact(x):
         return np.vectorize(lambda a: mpmath.mpf(a) ** e, otypes=[object])(x)
-    return np.asarray(x, dtype=float) ** float(e)
+    return (x if hasattr(x, "shape") else np.asarray(x, dtype=float)) ** float(e)
 
 
 def vnorm(x: Array) -> Array:
     """Euclidean norm over the last axis."""
-    return sqrt(np.sum(x * x, axis=-1))
+    return sqrt(xp_of(x).sum(x * x, axis=-1))
 
 
 def matvec(M: Array, x: Array) -> Array:
-    return np.matmul(M, x[..., None])[..., 0]
+    return (M @ x[..., None])[..., 0]
 
 
 def rmatvec(M: Array, x: Array) -> Array:
     """M^T x."""
-    return np.matmul(np.swapaxes(M, -1, -2), x[..., None])[..., 0]
+    return matvec(transpose(M), x)
 
 
 def each_matrix(M: Array, fn) -> np.ndarray:
@@ -85,14 +97,15 @@ def each_matrix(M: Array, fn) -> np.ndarray:
 
 def smax(M: Array) -> Array:
     """sigma_max over the last two axes (0 for an empty matrix)."""
+    xp = xp_of(M)
     if 0 in M.shape[-2:]:
-        return np.zeros(M.shape[:-2], dtype=M.dtype)
+        return xp.zeros(M.shape[:-2], dtype=M.dtype)
     if is_exact(M):
         def top(A):
             G = A.T * A if A.cols <= A.rows else A * A.T
             return mpmath.sqrt(max(mpmath.mpf(0), max(mpmath.eigsy(G, eigvals_only=True))))
         return each_matrix(M, top)
-    return np.linalg.norm(M, ord=2, axis=(-2, -1))
+    return xp.linalg.matrix_norm(M, ord=2)
 
 
 def product(W: Sequence[Array], first: int, last: int) -> Array:
@@ -101,10 +114,11 @@ def product(W: Sequence[Array], first: int, last: int) -> Array:
     if last >= first:
         return ln.product(W, first, last)
     d = ln.widths(W)[first - 1]
-    eye = np.eye(d, dtype=W[0].dtype)
     if is_exact(W[0]):
-        eye = eye * mpmath.mpf(1)
-    return np.broadcast_to(eye, (*W[0].shape[:-2], d, d)).copy()
+        eye = np.eye(d, dtype=W[0].dtype) * mpmath.mpf(1)
+        return np.broadcast_to(eye, (*W[0].shape[:-2], d, d)).copy()
+    xp = xp_of(W[0])
+    return xp.broadcast_to(ln.eye(d, W[0]), (*W[0].shape[:-2], d, d))
 
 
 # --- the top singular pair of T ----------------------------------------------------------------------
@@ -187,7 +201,7 @@ def suffix_gains(W: Sequence[Array], u: Array) -> Array:
 
 def fraction(p: int, q: int, like: Array) -> Any:
     """p/q as an mpf on the high-precision path, a float otherwise."""
-    return mpmath.mpf(p) / q if is_exact(np.asarray(like)) else p / q
+    return mpmath.mpf(p) / q if is_exact(like) else p / q
 
 
 def predicted_gains(sigma: Array, m: int) -> tuple[Array, Array]:

@@ -38,9 +38,9 @@ from verify.context import Context
 from verify.model import Measurement, Variant
 
 from . import flat_properties as fp
-from .flat_claims import (ANY, FLATTEST, K0, K1, MINIMUM, ONCE, Chain, T, alignment, chain, dot, families, measure, mv,
-                          norm, ones, prefix, prod_over, pw, register, register_named, register_search, root,
-                          spectral, sqrt_m, suffix, u_gain, unit, v_gain, with_details)
+from .flat_claims import (ANY, FLATTEST, K0, K1, MINIMUM, ONCE, Chain, T, alignment, chain, dot, families, full,
+                          measure, mv, norm, ones, prefix, prod_over, pw, register, register_named, register_search,
+                          root, spectral, sqrt_m, stack, suffix, u_gain, unit, v_gain, with_details)
 from .flat_instances import Family, extreme_search_families
 from .flat_symbolic import K_SYM, SIGMA, family_check, over_depths, symbolic_residual
 from .linear_network import kron
@@ -86,7 +86,7 @@ def top_eigenvalue(M: Any) -> Any:
     """lambda_max of symmetric matrices (..., n, n): float64 batched, or mpmath per matrix."""
     if fp.is_exact(M):
         return fp.each_matrix(M, lambda A: max(mpmath.eigsy(A, eigvals_only=True)))
-    return np.linalg.eigvalsh(M)[..., -1]
+    return fp.xp_of(M).linalg.eigvalsh(M)[..., -1]
 
 
 def frobenius_max(f: Family, terms: Iterable[tuple[Any, Any]]) -> Any:
@@ -98,14 +98,20 @@ def frobenius_max(f: Family, terms: Iterable[tuple[Any, Any]]) -> Any:
 def map_norm(A: Any, C: Any) -> Any:
     """max over ||B||_F = 1 of ||A^T B C^T||_F from the definition: the matrix of the linear map
     B -> A^T B C^T, column by column on the unit matrices E_ij, and its largest singular value."""
+    xp = fp.xp_of(A, C)
     d_y, d_x = A.shape[-2], C.shape[-1]
+    e_y, e_x = xp.eye(d_y, dtype=xp.float64), xp.eye(d_x, dtype=xp.float64)
     columns = []
     for j in range(d_x):
         for i in range(d_y):
-            E = np.zeros((d_y, d_x))
-            E[i, j] = 1
-            columns.append((T(A) @ E @ T(C)).reshape(*A.shape[:-2], -1))
-    return spectral(np.stack(columns, axis=-1))
+            E = e_y[:, i:i + 1] * e_x[j:j + 1, :]  # the unit matrix E_ij
+            columns.append(flat(T(A) @ E @ T(C)))
+    return spectral(xp.stack(columns, axis=-1))
+
+
+def flat(M: Any) -> Any:
+    """The entries of each matrix in one vector (row-major; used only where the order does not matter)."""
+    return fp.xp_of(M).reshape(M, (*M.shape[:-2], -1))
 
 
 # --- Lemma S1 -----------------------------------------------------------------------------------------
@@ -181,15 +187,14 @@ def s74_printed(f: Family, k: int) -> Chain:
 def empty_product_norms(f: Family, empty: Callable[[int], Any]) -> Chain:
     """(S75) with a given value of the empty product: [||v^T (prod_{j=1}^0)^T||, ||(prod_{i=m+1}^m)^T u||]
     = [||v||, ||u||] = [1, 1]."""
-    lhs = np.stack([norm(mv(T(empty(f.v.shape[-1])), f.v)), norm(mv(T(empty(f.u.shape[-1])), f.u))], axis=-1)
-    unit_norms = np.stack([norm(f.v), norm(f.u)], axis=-1)
-    return chain(lhs, unit_norms, np.stack([ones(f), ones(f)], axis=-1))
+    lhs = stack([norm(mv(T(empty(f.v.shape[-1])), f.v)), norm(mv(T(empty(f.u.shape[-1])), f.u))])
+    return chain(lhs, stack([norm(f.v), norm(f.u)]), stack([ones(f), ones(f)]))
 
 
 def s75_printed(f: Family, k: int) -> Chain:
     """(S75), with the empty products of the supplement's convention (prefix(f, 0), suffix(f, m))."""
-    return chain(np.stack([norm(mv(T(prefix(f, 0)), f.v)), norm(mv(suffix(f, f.m), f.u))], axis=-1),
-                 np.stack([norm(f.v), norm(f.u)], axis=-1), np.stack([ones(f), ones(f)], axis=-1))
+    return chain(stack([norm(mv(T(prefix(f, 0)), f.v)), norm(mv(suffix(f, f.m), f.u))]),
+                 stack([norm(f.v), norm(f.u)]), stack([ones(f), ones(f)]))
 
 
 def s76_lhs(f: Family) -> Any:
@@ -339,8 +344,8 @@ register("S74", s74_printed, {
                                          pw(f, f.sigma, f.m - 1, 1)),
 }, ONCE, what="(S74): the product over k of the Lemma S1 identities against sigma^{m-1}.")
 register("S75", s75_printed, {
-    "empty product = zero matrix": lambda f, k: empty_product_norms(f, lambda d: np.zeros((d, d)) * ones(f)[0]),
-    "empty product = all-ones matrix": lambda f, k: empty_product_norms(f, lambda d: np.ones((d, d)) * ones(f)[0]),
+    "empty product = zero matrix": lambda f, k: empty_product_norms(f, lambda d: full(f, (d, d), 0)),
+    "empty product = all-ones matrix": lambda f, k: empty_product_norms(f, lambda d: full(f, (d, d), 1)),
 }, ONCE, ANY, what="(S75): the norms through the empty products against ||v|| = ||u|| = 1.")
 register("S76", s76_printed, {
     "sigma^m": lambda f, k: chain(s76_lhs(f), pw(f, f.sigma, f.m, 1)),
@@ -405,7 +410,7 @@ register("S87", s87_printed, {
     "sum of the sigma_max": lambda f, k: chain(*s87_printed(f, k).members[:2],
                                                spectral(prefix(f, k - 1)) + spectral(suffix(f, k))),
     "Frobenius norms": lambda f, k: chain(
-        *s87_printed(f, k).members[:2], norm(prefix(f, k - 1).reshape(f.n, -1)) * norm(suffix(f, k).reshape(f.n, -1))),
+        *s87_printed(f, k).members[:2], norm(flat(prefix(f, k - 1))) * norm(flat(suffix(f, k)))),
     "squared map norm": lambda f, k: chain(s87_printed(f, k).members[0] ** 2, *s87_printed(f, k).members[1:]),
 }, K1, ANY, what="(S87): the map norm of B -> A^T B C^T (its own matrix), sigma_max of C (x) A^T and "
                  "sigma_max(C) sigma_max(A), for any weights.")
@@ -491,7 +496,7 @@ register_search("S91", s91_printed, {"without sqrt(m) at the end": lambda f, k: 
 
 # --- sharpness of the bounds (S88)-(S91) ---------------------------------------------------------------
 
-@check("S91", method="float", printed=s91_printed, mutants={
+@check("S91", method="float", printed=s91_printed, backend=True, mutants={
     "without sqrt(m) at the end": lambda f, k: chain(*s91_printed(f, k).members[:2], pw(f, f.sigma, k - 1, f.m),
                                                      rel=("<=", "<=")),
     "constant 0.99 sqrt(m-1) (below the attained sqrt(m-1))":
@@ -500,7 +505,8 @@ register_search("S91", s91_printed, {"without sqrt(m) at the end": lambda f, k: 
 def s91_sharpness(ctx: Context, formula) -> Measurement:
     """The S91 chain on every flattest minimum, including those found by maximising the intermediate gain
     with an optimiser on the manifold of flattest minima; details: the best constant found against the
-    printed sqrt(m) and the sharp constant sqrt(m-1) (attained by the extremal construction)."""
+    printed sqrt(m) and the sharp constant sqrt(m-1) (attained by the extremal construction). The chain runs on
+    the run's array backend; the best constants (details) come from NumPy SVDs on the host."""
     m = measure(ctx, formula, K1, FLATTEST, extra=sharpness_families(ctx, False))
     return with_details(m, **best_constants(ctx))
 

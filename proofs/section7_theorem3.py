@@ -281,7 +281,7 @@ def top_reading_report(ctx: Context) -> dict:
     return report
 
 
-@check("Theorem 3", method="float", printed=theorem3_conclusions, mutants={
+@check("Theorem 3", method="float", printed=theorem3_conclusions, backend=True, mutants={
     "sigma^{1/m} in (S96)": lambda f, k: [S96_MUTANTS["sigma^{1/m}"](f, k)],
     "W_k^T instead of W_k in (S97)": lambda f, k: [S97_MUTANTS["W_k^T instead of W_k"](f, k)],
 })
@@ -289,7 +289,8 @@ def theorem3_and_the_top_singular_value(ctx: Context, formula) -> Measurement:
     """Theorem 3 on every flattest minimum (as the catalog states it: r_k, q_k a singular pair of W_k with
     singular value sigma^{1/m}); details: the stronger reading that sigma^{1/m} is the TOP singular value of
     W_k (balanced layers, coupled top singular vectors), measured on the same minima, which it does not
-    always hold on."""
+    always hold on. The conclusions run on the run's array backend; the stronger reading (details) comes from
+    NumPy SVDs on the host."""
     m = measure(ctx, formula, K1, FLATTEST)
     return with_details(m, **{"stronger reading: sigma^{1/m} the top singular value of every W_k":
                               top_reading_report(ctx)})
