@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from typing import Any, Callable, Sequence
 
@@ -56,6 +56,7 @@ from . import flattest_search, instances, minima, strategies
 from . import hessian_reference as hr
 from . import linear_network as ln
 from . import scalar_network as sn
+from .on_backend import map_chunks
 
 FD_RTOL = 1e-7
 FD_REASON = ("lambda_max from central differences of the analytic gradient (h = 1e-5): O(h^2) truncation "
@@ -140,11 +141,12 @@ S99_MUTANTS = {
 }
 
 
-def smax_float(M: np.ndarray) -> np.ndarray:
-    """sigma_max over the last two axes (0 for an empty matrix)."""
+def smax_float(M: ln.Array) -> ln.Array:
+    """sigma_max over the last two axes (0 for an empty matrix); any Array-API namespace."""
+    xp = ln.namespace(M)
     if 0 in M.shape[-2:]:
-        return np.zeros(M.shape[:-2])
-    return np.linalg.svd(M, compute_uv=False)[..., 0]
+        return xp.zeros(M.shape[:-2], dtype=M.dtype)
+    return xp.linalg.svdvals(M)[..., 0]
 
 
 def fro_float(M: np.ndarray) -> np.ndarray:
@@ -218,14 +220,16 @@ S102_MUTANTS = {
 }
 
 
-def hypothesis_printed(weights: Sequence[np.ndarray], T: np.ndarray) -> np.ndarray:
+def hypothesis_printed(weights: Sequence[ln.Array], T: ln.Array) -> ln.Array:
     """Theorem 4's hypothesis: sigma_max(W_k) = sigma_max(T)^{1/m} for all k (to HYP_RTOL), batched."""
-    return np.max(np.abs(top_ratios(weights, T) - 1), axis=-1) <= HYP_RTOL
+    xp = ln.namespace(T)
+    return xp.max(xp.abs(top_ratios(weights, T) - 1), axis=-1) <= HYP_RTOL
 
 
-def hypothesis_product_only(weights: Sequence[np.ndarray], T: np.ndarray) -> np.ndarray:
+def hypothesis_product_only(weights: Sequence[ln.Array], T: ln.Array) -> ln.Array:
     """Mutant hypothesis: prod_k sigma_max(W_k) = sigma_max(T) (balance read as a product)."""
-    return np.abs(np.prod(top_ratios(weights, T), axis=-1) - 1) <= HYP_RTOL
+    xp = ln.namespace(T)
+    return xp.abs(xp.prod(top_ratios(weights, T), axis=-1) - 1) <= HYP_RTOL
 
 
 @dataclass(frozen=True)
@@ -248,11 +252,11 @@ THEOREM4_MUTANTS = {
 # ----------------------------------------------------------------------------------------------------
 
 
-def top_ratios(weights: Sequence[np.ndarray], T: np.ndarray) -> np.ndarray:
-    """rho_k = sigma_max(W_k) / sigma_max(T)^{1/m}, shape (..., m)."""
+def top_ratios(weights: Sequence[ln.Array], T: ln.Array) -> ln.Array:
+    """rho_k = sigma_max(W_k) / sigma_max(T)^{1/m}, shape (..., m); any Array-API namespace."""
     m = len(weights)
     root = smax_float(T) ** (1.0 / m)
-    return np.stack([smax_float(W) / root for W in weights], axis=-1)
+    return ln.namespace(T).stack([smax_float(W) / root for W in weights], axis=-1)
 
 
 def relaxation_bound(rho: np.ndarray) -> np.ndarray:
@@ -262,9 +266,9 @@ def relaxation_bound(rho: np.ndarray) -> np.ndarray:
     return np.mean([np.prod(np.delete(sq, k, axis=-1), axis=-1) for k in range(m)], axis=0)
 
 
-def true_lambda_max(weights: Sequence[np.ndarray], data: ln.Data) -> np.ndarray:
-    """lambda_max of the Hessian by central differences of the analytic gradient (batched)."""
-    return np.linalg.eigvalsh(hr.finite_difference_hessian(list(weights), data))[..., -1]
+def true_lambda_max(weights: Sequence[ln.Array], data: ln.Data) -> ln.Array:
+    """lambda_max of the Hessian by central differences of the analytic gradient (batched, any namespace)."""
+    return ln.namespace(*weights).linalg.eigvalsh(hr.finite_difference_hessian(list(weights), data))[..., -1]
 
 
 def matrix_basis(d_y: int, d_x: int, dtype=float) -> np.ndarray:
@@ -495,10 +499,29 @@ class Batch:
     weights: list[np.ndarray]
     data: ln.Data
     seed: int
+    lam_by_backend: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def size(self) -> int:
         return self.weights[0].shape[0]
+
+    def on_backend(self, ctx: Context, fn: Callable[..., Any]) -> Any:
+        """``fn(weights, data, T)`` evaluated on ``ctx.xp`` chunk by chunk, results back on the host."""
+        d = self.data
+        m = len(self.weights)
+
+        def chunk(*arrays: Any) -> Any:
+            W, (Sx, Syx, T, R, y2) = list(arrays[:m]), arrays[m:]
+            return fn(W, ln.Data(Sx, Syx, T, R, y2), T)
+
+        return map_chunks(ctx, chunk, (*self.weights, d.Sigma_x, d.Sigma_yx, d.T, d.Sigma_x_half, np.asarray(d.y2)))
+
+    def lam_on(self, ctx: Context) -> np.ndarray:
+        """lambda_max of the finite-difference Hessian computed on ``ctx.xp`` (once per backend)."""
+        key = ctx.backend if ctx.xp is not None else "numpy"
+        if key not in self.lam_by_backend:
+            self.lam_by_backend[key] = self.on_backend(ctx, lambda W, data, T: true_lambda_max(W, data))
+        return self.lam_by_backend[key]
 
     @property
     def T(self) -> np.ndarray:
@@ -512,9 +535,9 @@ class Batch:
     def label(self) -> str:
         return f"{self.family} {self.shape.label()}" + (f" Sigma_x={self.sigma}" if self.sigma != "identity" else "")
 
-    @cached_property
+    @property
     def lam(self) -> np.ndarray:
-        return true_lambda_max(self.weights, self.data)
+        return self.lam_on(Context())
 
     @cached_property
     def relaxation(self) -> tuple[np.ndarray, np.ndarray]:
@@ -550,8 +573,15 @@ def identity_batches(seed: int, n: int) -> tuple[Batch, ...]:
     return tuple(build_batch(f, s, n, "identity", seed) for s in SHAPES for f in FAMILIES if applies(f, s))
 
 
+#: instances per batch at most: each needs a finite-difference Hessian (2N gradients) and its eigenvalues
+BATCH_CAP = 400
+
+
 def batches_for(ctx: Context, families: Sequence[str] = tuple(FAMILIES)) -> list[Batch]:
-    n = per_family(ctx, len(FAMILIES), len(SHAPES))
+    """Batches of the given families on every shape where they apply, together at least
+    ``ctx.profile.instances`` minima (up to BATCH_CAP per batch)."""
+    count = sum(applies(f, s) for s in SHAPES for f in families)
+    n = int(np.clip(-(-ctx.profile.instances // count), 2, BATCH_CAP))
     return [b for b in identity_batches(ctx.seed, n) if b.family in families]
 
 
@@ -759,19 +789,28 @@ def build_mp_instances(ctx: Context, families: Sequence[str]) -> list[MpInstance
 # ----------------------------------------------------------------------------------------------------
 
 
-def s98_residual(value: Callable, b: Batch) -> np.ndarray:
-    """Canonical minima attain the value; every other minimum is at least as sharp."""
-    v = value(b.smax, b.shape.m)
-    return relative(b.lam, v) if b.family == "canonical" else excess(v, b.lam)
+def value_on(ctx: Context, value: Callable, b: Batch) -> np.ndarray:
+    """value(sigma_max(T), m), sigma_max by SVD, on ``ctx.xp``."""
+    return b.on_backend(ctx, lambda W, data, T: value(smax_float(T), b.shape.m))
 
 
-@check("S98", method="float", printed=flattest_value_printed, mutants=VALUE_MUTANTS)
+def s98_residual(value: Callable, b: Batch, ctx: Context | None = None) -> np.ndarray:
+    """Canonical minima attain the value; every other minimum is at least as sharp. With ``ctx``, the
+    value and lambda_max are computed on its backend."""
+    ctx = ctx or Context()
+    v, lam = value_on(ctx, value, b), b.lam_on(ctx)
+    return relative(lam, v) if b.family == "canonical" else excess(v, lam)
+
+
+@check("S98", method="float", printed=flattest_value_printed, mutants=VALUE_MUTANTS, backend=True)
 def s98_attained_and_lower_bound(ctx: Context, formula) -> Measurement:
     """lambda_max of the finite-difference Hessian at canonical minima equals (S98), and at every other
-    minimum (all families, incl. random (S104) and minima found by the search) it is >= (S98)."""
+    minimum (all families, incl. random (S104) and minima found by the search) it is >= (S98). The
+    Hessians, their eigenvalues and the formula run on ``ctx.xp``; the minima found by the greedy search
+    are found on the host (NumPy), and the details are tallied there."""
     batches = batches_for(ctx) + searched_for(ctx)
     ratio = lambda b: b.lam / flattest_value_printed(b.smax, b.shape.m)
-    return measure(batches, lambda b: s98_residual(formula, b), FD_RTOL, FD_REASON,
+    return measure(batches, lambda b: s98_residual(formula, b, ctx), FD_RTOL, FD_REASON,
                    extra=lambda b, i: {"lambda_max": b.lam[i], "value": formula(b.smax[i], b.shape.m)},
                    min_ratio_by_family=min_by(batches, ratio, lambda b: b.family),
                    max_ratio_by_family=max_by(batches, ratio, lambda b: b.family))
@@ -1119,12 +1158,13 @@ def s102_from_weights(ctx: Context, formula) -> Measurement:
 # ----------------------------------------------------------------------------------------------------
 
 
-@check("S103", method="float", printed=flattest_value_printed, mutants=VALUE_MUTANTS)
+@check("S103", method="float", printed=flattest_value_printed, mutants=VALUE_MUTANTS, backend=True)
 def s103_on_hypothesis_families(ctx: Context, formula) -> Measurement:
     """At minima of the five families satisfying the hypothesis (Sigma_x = I; square and rectangular widths,
-    full and deficient rank, repeated sigma_max(T)), lambda_max of the finite-difference Hessian against (S103)."""
+    full and deficient rank, repeated sigma_max(T)), lambda_max of the finite-difference Hessian against (S103),
+    both on ``ctx.xp``."""
     batches = batches_for(ctx, tuple(HYPOTHESIS_FAMILIES))
-    return measure(batches, lambda b: relative(b.lam, formula(b.smax, b.shape.m)), FD_RTOL, FD_REASON,
+    return measure(batches, lambda b: relative(b.lam_on(ctx), value_on(ctx, formula, b)), FD_RTOL, FD_REASON,
                    extra=lambda b, i: {"lambda_max": b.lam[i]})
 
 
@@ -1297,12 +1337,14 @@ def s103_with_general_sigma(ctx: Context, formula) -> Measurement:
                             max_residual_by_sigma=max_by(batches, res, lambda b: b.sigma))
 
 
-def implication_residual(statement: Implication, b: Batch) -> np.ndarray:
+def implication_residual(statement: Implication, b: Batch, ctx: Context | None = None) -> np.ndarray:
     """Where the hypothesis holds, the relative error of the conclusion; where it does not, 0 (vacuous).
     A family constructed to satisfy the hypothesis where it does not hold counts as a failure (inf):
-    the hypothesis is verified from the weights, not assumed."""
-    holds = statement.hypothesis(b.weights, b.T)
-    err = relative(b.lam, statement.value(b.smax, b.shape.m))
+    the hypothesis is verified from the weights, not assumed. With ``ctx``, hypothesis, value and
+    lambda_max are computed on its backend."""
+    ctx = ctx or Context()
+    holds = b.on_backend(ctx, lambda W, data, T: statement.hypothesis(W, T))
+    err = relative(b.lam_on(ctx), value_on(ctx, statement.value, b))
     out = np.where(holds, err, 0.0)
     if b.family in HYPOTHESIS_FAMILIES:
         out = np.where(holds, out, np.inf)
@@ -1329,14 +1371,14 @@ def negative_evidence(batches: Sequence[Batch]) -> dict:
     return out
 
 
-@check("Theorem 4", method="float", printed=THEOREM4_PRINTED, mutants=THEOREM4_MUTANTS)
+@check("Theorem 4", method="float", printed=THEOREM4_PRINTED, mutants=THEOREM4_MUTANTS, backend=True)
 def theorem4_implication(ctx: Context, statement: Implication) -> Measurement:
     """On minima of every family (Sigma_x = I): where the hypothesis holds (checked by SVD of the weights; it
     must hold on the five families built to satisfy it), lambda_max of the finite-difference Hessian equals
-    the flattest value. Negative evidence: on random (S104) and unbalanced-scaling minima the hypothesis
-    fails and so does the conclusion (details)."""
+    the flattest value; all of it on ``ctx.xp``. Negative evidence: on random (S104) and unbalanced-scaling
+    minima the hypothesis fails and so does the conclusion (details, on the host)."""
     batches = batches_for(ctx)
-    return measure(batches, lambda b: implication_residual(statement, b), FD_RTOL, FD_REASON,
+    return measure(batches, lambda b: implication_residual(statement, b, ctx), FD_RTOL, FD_REASON,
                    extra=lambda b, i: {"lambda_max": b.lam[i], "rho": b.rho[i]},
                    negative_evidence=negative_evidence(batches),
                    converse=converse_evidence())
