@@ -35,6 +35,7 @@ ones are typography only and are read as the objects they name.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
@@ -46,6 +47,7 @@ import numpy as np
 import sympy as sp
 from hypothesis import strategies as st
 
+from verify.arrays import chunk_sizes, to_backend, to_numpy
 from verify.checks import check
 from verify.context import Context, derive_seed
 from verify.measure import to_jsonable
@@ -135,7 +137,7 @@ N_SAMPLES = 4
 def _expand(a: Any, axes: int = 1) -> Any:
     """A new broadcast axis before the last ``1 + axes`` axes: the matrix axes (axes=1), or the
     sample and matrix axes of samples (axes=2). None and scalars pass unchanged."""
-    if a is None or not isinstance(a, np.ndarray) or a.ndim < 2:
+    if a is None or not hasattr(a, "ndim") or a.ndim < 2:
         return a
     index = (Ellipsis, None) + (slice(None),) * (1 + axes)
     return a[index]
@@ -202,7 +204,7 @@ class Point:
         data and samples, which are broadcast to it."""
         d = self.data
         data = ln.Data(*(_expand(a) for a in (d.Sigma_x, d.Sigma_yx, d.T, d.Sigma_x_half)),
-                       d.y2[..., None] if isinstance(d.y2, np.ndarray) and d.y2.ndim else d.y2)
+                       d.y2[..., None] if getattr(d.y2, "ndim", 0) else d.y2)
         return replace(self, W=tuple(W), data=data, x=_expand(self.x, 2), y=_expand(self.y, 2))
 
     def _with_layer(self, q: int, layer: Array) -> "Point":
@@ -227,7 +229,8 @@ class Point:
         base = _expand(self.W[q - 1])
         plus, minus = f(self._with_layer(q, base + E)), f(self._with_layer(q, base - E))
         out = tr((plus - minus) / (2 * h))
-        return np.broadcast_to(out, np.broadcast_shapes(out.shape, (E.shape[0], 1, 1)))  # f may not depend on W_q
+        shape = np.broadcast_shapes(out.shape, (E.shape[0], 1, 1))  # f may not depend on W_q
+        return ln.namespace(out).broadcast_to(out, shape)
 
     def with_layer_basis(self, q: int) -> "Point":
         """The point with W_q replaced by each basis matrix E_l (on a new axis -3)."""
@@ -239,7 +242,7 @@ class Point:
 
     def inv(self, M: Array) -> Array:
         if self.kind == "float":
-            return np.linalg.inv(M)
+            return ln.namespace(M).linalg.inv(M)
         if self.kind == "sympy":
             return np.array(sp.Matrix(M.tolist()).inv().tolist(), dtype=object)
         return gauss_jordan_inverse(M)
@@ -297,12 +300,39 @@ def float_arrays(spec: Spec, batch: int | None, domain: str) -> tuple[list, ln.D
     return W, data, x, y
 
 
-def float_point(spec: Spec, batch: int | None, domain: str) -> Point:
+def float_point(spec: Spec, batch: int | None, domain: str, xp: Any = None,
+                rows: tuple[int, int] | None = None) -> Point:
+    """The spec's float64 instances, drawn on the host; ``rows`` (start, stop) keeps a chunk of the
+    batch and ``xp`` moves it to that Array-API namespace (NumPy's arrays stay as they are without)."""
     W, data, x, y = float_arrays(spec, batch, domain)
+    if rows is not None:
+        cut = slice(*rows)
+        W, x, y = [M[cut] for M in W], _rows(x, cut), _rows(y, cut)
+        data = ln.Data(*(_rows(a, cut) for a in (data.Sigma_x, data.Sigma_yx, data.T, data.Sigma_x_half, data.y2)))
+    if xp is not None:
+        W, x, y = to_backend(xp, W), to_backend(xp, x), to_backend(xp, y)
+        data = ln.Data(*(to_backend(xp, a) for a in (data.Sigma_x, data.Sigma_yx, data.T, data.Sigma_x_half,
+                                                      data.y2)))
     if domain == SAMPLES:
         data = sample_data(x, y)
     replay = {"spec": spec.as_dict(), "batch": batch, "domain": domain}
-    return Point(tuple(W), data, "float", ("float", spec, batch, domain), replay, x, y)
+    if rows is not None:
+        replay["rows"] = list(rows)  # the index of an instance counts from rows[0]
+    where = getattr(xp, "__name__", "numpy")
+    return Point(tuple(W), data, "float", ("float", spec, batch, domain, rows, where), replay, x, y)
+
+
+def _rows(a: Any, cut: slice) -> Any:
+    return a[cut] if a is not None else None
+
+
+def numbers_per_instance(spec: Spec) -> int:
+    """A bound on the float64 numbers one instance needs at once: the Hessian and the (S42) derivative
+    hold about N^2 d_x d_y numbers (N weights); the sample Gram matrices (d_x d_y)^2 per sample."""
+    dims = spec.dims
+    n_weights = sum(a * b for a, b in zip(dims, dims[1:]))
+    d_xy = dims[0] * dims[-1]
+    return n_weights * n_weights * max(d_xy, 4) + N_SAMPLES * d_xy * d_xy
 
 
 @lru_cache(maxsize=None)
@@ -400,8 +430,9 @@ def gradient_reference(loss: Callable[[Point], Array], p: Point) -> list[Array]:
         g = np.array([sp.diff(L, s) for s in p.symbols], dtype=object)
     elif p.kind == "float":
         h = 1e-3
-        steps = h * np.eye(n)                                       # every coordinate at once, on axis -2
-        f = [np.reshape(loss(p.expanded(ln.unflatten(w0[..., None, :] + s, p.dims))), (*p.batch, n))
+        xp = ln.namespace(w0)
+        steps = h * ln.eye(n, w0)                                   # every coordinate at once, on axis -2
+        f = [xp.reshape(loss(p.expanded(ln.unflatten(w0[..., None, :] + s, p.dims))), (*p.batch, n))
              for s in (steps, -steps)]
         g = (f[0] - f[1]) / (2 * h)
     else:
@@ -442,7 +473,7 @@ def _hessian(p: Point) -> Array:
 
 def hessian_blocks(p: Point, H: Array) -> dict[tuple[int, int], Array]:
     d = p.dims
-    offsets = np.cumsum([0] + [d[k] * d[k - 1] for k in range(1, p.m + 1)])
+    offsets = [0, *itertools.accumulate(d[k] * d[k - 1] for k in range(1, p.m + 1))]
     return {(q, k): H[..., offsets[q - 1]:offsets[q], offsets[k - 1]:offsets[k]]
             for q in range(1, p.m + 1) for k in range(1, p.m + 1)}
 
@@ -452,18 +483,28 @@ def linear_jacobian(f: Callable[[Point], Array], p: Point, k: int) -> Array:
     return tr(ln.vec(f(p.with_layer_basis(k))))
 
 
+def entries(M: Array, i: np.ndarray, j: np.ndarray) -> Array:
+    """M[..., i, j] for integer index arrays i, j of one shape (gathered from the row-major entries,
+    which every Array-API namespace can do)."""
+    xp = ln.namespace(M)
+    r, c = M.shape[-2:]
+    flat = xp.reshape(M, (*M.shape[:-2], r * c))
+    picked = xp.take(flat, xp.asarray(np.ravel(i * c + j)), axis=-1)
+    return xp.reshape(picked, (*M.shape[:-2], *np.shape(i)))
+
+
 def index_vec(M: Array) -> Array:
     """vec by its definition, v[j r + i] = M[i, j], as a column."""
     r, c = M.shape[-2:]
     idx = np.arange(r * c)
-    return M[..., idx % r, idx // r][..., None]
+    return entries(M, idx % r, idx // r)[..., None]
 
 
 def index_kron(A: Array, B: Array) -> Array:
     """The Kronecker product by its definition, K[i p + k, j q + l] = A[i, j] B[k, l]."""
     (a0, a1), (b0, b1) = A.shape[-2:], B.shape[-2:]
     r, c = np.arange(a0 * b0)[:, None], np.arange(a1 * b1)[None, :]
-    return A[..., r // b0, c // b1] * B[..., r % b0, c % b1]
+    return entries(A, r // b0 + 0 * c, c // b1 + 0 * r) * entries(B, r % b0 + 0 * c, c % b1 + 0 * r)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -490,19 +531,29 @@ def mpmath_tol(ctx: Context) -> tuple[float, str]:
                                       f"10 digits left for growth through products and cancellation")
 
 
+def _on_host(a: Array) -> bool:
+    """Object arrays (exact, mpmath, sympy) and plain numbers are handled by NumPy on the host."""
+    return not hasattr(a, "shape") or (isinstance(a, np.ndarray) and a.dtype == object)
+
+
 def _max_abs(a: Array, batch_ndim: int = 0) -> np.ndarray:
-    """max |a| over every axis after the first ``batch_ndim`` ones, as float."""
-    a = np.asarray(a)
-    return np.asarray(np.max(np.abs(a), axis=tuple(range(batch_ndim, a.ndim))), dtype=float)
+    """max |a| over every axis after the first ``batch_ndim`` ones, as host float64: a backend array is
+    reduced where it lives and only the per-instance maxima come back."""
+    if _on_host(a):
+        a = np.asarray(a)
+        return np.asarray(np.max(np.abs(a), axis=tuple(range(batch_ndim, a.ndim))), dtype=float)
+    xp = ln.namespace(a)
+    return np.asarray(to_numpy(xp.max(xp.abs(a), axis=tuple(range(batch_ndim, a.ndim)))), dtype=float)
 
 
-def _batched(a: Array, batch: tuple[int, ...]) -> np.ndarray:
+def _batched(a: Array, batch: tuple[int, ...]) -> Array:
     """``a`` with the batch axes in front (an expression that does not depend on the instance,
     such as an empty product = I, comes out unbatched)."""
-    a = np.asarray(a)
+    if _on_host(a):
+        a = np.asarray(a)
     if a.ndim >= len(batch) + 2 and a.shape[:len(batch)] == batch:
         return a
-    return np.broadcast_to(a, batch + a.shape)
+    return (np if _on_host(a) else ln.namespace(a)).broadcast_to(a, batch + a.shape)
 
 
 def numeric_residuals(values: Sequence[Array], truths: Sequence[Array], batch: tuple[int, ...] = (),
@@ -569,7 +620,7 @@ class ReferenceCache:
         if key in self.store:
             return self.store[key]
         value = fn(p)
-        size = sum(getattr(v, "nbytes", 0) for v in _as_list(value))
+        size = sum(8 * math.prod(v.shape) for v in _as_list(value) if hasattr(v, "shape"))
         if self.used + size <= self.budget:
             self.store[key], self.used = value, self.used + size
         return value
@@ -672,10 +723,20 @@ def _draw_widths(rng: np.random.Generator, m: int) -> tuple[int, ...]:
 
 
 def float_points(ctx: Context, domain: str, min_depth: int = 1) -> Iterator[Point]:
+    """The plan's float64 points on the run's array backend ``ctx.xp``, one shape at a time; a batch
+    too large for one chunk (``verify.arrays.CHUNK_NUMBERS``) comes in several."""
     plan, batch = shape_plan(ctx)
     for spec in plan:
-        if spec.depth >= min_depth:
-            yield float_point(spec, batch, domain)
+        if spec.depth < min_depth:
+            continue
+        sizes = list(chunk_sizes(batch, numbers_per_instance(spec)))
+        if len(sizes) == 1:
+            yield float_point(spec, batch, domain, ctx.xp)
+            continue
+        start = 0
+        for size in sizes:
+            yield float_point(spec, batch, domain, ctx.xp, (start, start + size))
+            start += size
 
 
 EXACT_POOL = (  # tiny shapes: m = 1..3, rectangular, bottlenecks, rank-deficient T
@@ -710,12 +771,17 @@ def pool(ctx: Context, kind: str, domain: str, min_depth: int = 1, max_weights: 
 # ---------------------------------------------------------------------------------------------
 
 
+BACKEND_NOTE = (" Instances are drawn on the host (NumPy generators); formula, reference and residuals are "
+                "computed on the run's array backend, and only the per-instance residuals come back.")
+
+
 def _register(c: Comparison, method: str, name: str, doc: str, run: Callable, mutants: Mapping | None = None,
               corrected: Variant | None = None) -> None:
-    run.__doc__ = doc
+    on_backend = method == "float"
+    run.__doc__ = doc + (BACKEND_NOTE if on_backend else "")
     run.__name__ = name
     check(c.label, method=method, printed=c.printed, mutants=dict(mutants or c.mutants), name=name,
-          corrected=corrected if corrected is not None else c.corrected)(run)
+          corrected=corrected if corrected is not None else c.corrected, backend=on_backend)(run)
 
 
 def add_float_check(c: Comparison, domain: str | None = None, name: str = "float64_batched",
@@ -880,7 +946,7 @@ def register_kron_property(prop: KronProperty) -> None:
             if g % 4 == 0:
                 sizes = (sizes[0],) * prop.n_sizes  # all square: transposition mutants fail numerically
             seed = int(rng.integers(2**32))
-            mats = _random_matrices(np.random.default_rng(seed), prop, sizes, (batch,))
+            mats = to_backend(ctx.xp, _random_matrices(np.random.default_rng(seed), prop, sizes, (batch,)))
             res, error = _kron_residual(prop, formula, mats)
             out.append((np.broadcast_to(res, (batch,)), {"sizes": sizes, "seed": seed, "batch": batch, "error": error}))
         return _kron_measure(out, ALGEBRA_TOL, ALGEBRA_REASON)
@@ -930,13 +996,15 @@ def register_kron_property(prop: KronProperty) -> None:
 
     for method, name, run, doc in (
         ("sympy", "sympy_symbolic_entries", run_sympy, "with symbolic entries, for every combination of sizes"),
-        ("float", "float64_batched", run_float, "on >= ctx.profile.instances random float64 matrices, sizes 1..5"),
+        ("float", "float64_batched", run_float, "on >= ctx.profile.instances random float64 matrices, sizes 1..5, "
+                                                "drawn on the host and compared on the run's array backend"),
         ("mpmath", "mpmath", run_mpmath, "in mpmath at ctx.dps digits, random sizes 1..4"),
         ("hypothesis", "hypothesis_sizes", run_hypothesis, "hypothesis search over sizes 1..6 and seeds"),
     ):
         run.__doc__ = f"{prop.what} Checked {doc}."
         run.__name__ = name
-        check(prop.label, method=method, printed=prop.printed, mutants=prop.mutants, name=name)(run)
+        check(prop.label, method=method, printed=prop.printed, mutants=prop.mutants, name=name,
+              backend=method == "float")(run)
 
 
 def symbol_matrix(name: str, shape: tuple[int, int]) -> np.ndarray:
@@ -1501,10 +1569,11 @@ _S43_OFF_MUTANTS = {"fourth expression vec(prod W_i Sigma_x), i.e. without w in 
 
 
 @check("S43", method="float", printed=lambda p, q: _s43(p, q), mutants=_S43_OFF_MUTANTS,
-       name="fails_off_minimum_float64")
+       name="fails_off_minimum_float64", backend=True)
 def s43_off_minimum_float(ctx: Context, formula: Formula) -> Measurement:
     """The chain (S43) at generic float64 points: the vec/Kronecker links (1, 2, 4) still hold, the link that
-    uses w in Omega (3) fails -- evidence that the step needs the global minimum."""
+    uses w in Omega (3) fails -- evidence that the step needs the global minimum. Instances are drawn on the
+    host; the chain and its residuals are computed on the run's array backend."""
     return _s43_off_minimum(float_points(ctx, GENERIC), formula, ALGEBRA_TOL, OFF_MINIMUM_TOL)
 
 
