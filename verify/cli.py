@@ -3,7 +3,7 @@
     verify [OPTIONS]               audit every claim, write reports/latest/
     verify run LABEL... [OPTIONS]  audit a selection (labels, sections, ranges)
     verify list [--json]           the claims, their checks and the coverage
-    verify bench [OPTIONS]         time the routes to lambda_max(H) side by side
+    verify bench [OPTIONS]         side-by-side tables: lambda_max routes, throughput, precision, audit
     verify probe FILE.npz [--json] is a trained deep linear network at a flattest minimum?
     verify mutants [LABEL...]      mutation score of the negative controls (--library: mutate the library)
 
@@ -60,6 +60,7 @@ def _int_in(lo: int, hi: int, what: str):
 
 
 BENCH_MINIMA = {"canonical": "canonical", "random": "random (S104)"}
+BENCH_TABLES = ("lambda_max", "throughput", "precision", "audit")
 
 
 def _int_list(what: str):
@@ -104,11 +105,21 @@ def _parser(command: str | None) -> _Parser:
         p.add_argument("--minima", type=_choice_list("--minima", BENCH_MINIMA), default=tuple(BENCH_MINIMA),
                        help="kinds of minimum: canonical,random (default both)")
         p.add_argument("--max-seconds", type=_int_in(1, 86400, "--max-seconds"), default=60,
-                       help="skip a method predicted to take longer (default 60)")
+                       help="skip a route predicted to take longer; the time cap of the torch runs (default 60)")
         p.add_argument("--max-gib", type=_int_in(1, 4096, "--max-gib"), default=8,
-                       help="skip a method predicted to need more memory (default 8)")
+                       help="skip a route predicted to need more memory (default 8)")
+        p.add_argument("--tables", nargs="+", choices=BENCH_TABLES, default=list(BENCH_TABLES), metavar="TABLE",
+                       help=f"which tables (default all: {' '.join(BENCH_TABLES)})")
+        p.add_argument("--quick", action="store_true",
+                       help="a small sweep: depths 3 and 8, widths up to 64, smaller batches, the quick audit")
+        p.add_argument("--max-d", type=_int_in(1, 4096, "--max-d"), default=None,
+                       help="leave out every lambda_max shape with a width above this")
+        p.add_argument("--repeats", type=_int_in(1, 100, "--repeats"), default=3,
+                       help="runs per timing, the median reported; a run of 10 s or more is not repeated (default 3)")
+        p.add_argument("--audit-report", type=Path, metavar="REPORT.json",
+                       help="read the audit table from this report.json instead of running the audit")
         p.add_argument("--seed", type=_int_in(0, 2**63 - 1, "--seed"), default=0)
-        p.add_argument("--report-dir", type=Path, default=Path("reports/latest"), help="where bench.json/md go")
+        p.add_argument("--report-dir", type=Path, default=Path("reports/bench"), help="where bench.json/md go")
         return p
     if command == "run":
         p.add_argument("targets", nargs="+", metavar="LABEL_OR_SECTION",
@@ -179,14 +190,23 @@ def _bench(args: argparse.Namespace) -> int:
     from . import bench  # noqa: PLC0415
 
     prepare_report_dir(args.report_dir)
-    limits = bench.Limits(seconds=args.max_seconds, bytes=args.max_gib * bench.GIB)
-    kinds = [BENCH_MINIMA[k] for k in args.minima]
+    tables = tuple(t for t in bench.TABLES if t in args.tables)
+    if args.audit_report is not None and "audit" in tables:
+        try:
+            bench.audit.load(args.audit_report)
+        except bench.audit.AuditReportError as exc:
+            raise UsageError(f"--audit-report: {exc}") from None
+    options = bench.Options(tables=tables, depths=args.depths, sizes=args.sizes,
+                            minima=tuple(BENCH_MINIMA[k] for k in args.minima), max_d=args.max_d, quick=args.quick,
+                            limits=bench.Limits(seconds=args.max_seconds, bytes=args.max_gib * bench.GIB),
+                            repeats=args.repeats, seed=args.seed, audit_report=args.audit_report)
+    if "lambda_max" in tables and not options.shapes:
+        raise UsageError("no lambda_max shape is left: every width exceeds --max-d (or 64 with --quick)")
     with terminal.status("bench") as update:
-        rows = bench.run(args.depths, args.sizes, kinds, limits, seed=args.seed, progress=update)
-    meta = {"machine": terminal.machine(), "seed": args.seed,
-            "limits": f"{args.max_seconds} s, {args.max_gib} GiB per method"}
-    paths = bench.write(rows, meta, args.report_dir)
-    terminal.print_bench(rows, paths)
+        sections = bench.run(options, progress=update)
+    paths = bench.write(sections, bench.meta(options, terminal.machine()), args.report_dir)
+    bench.print_sections(sections, terminal.out)
+    terminal.out.print("written: " + ", ".join(str(p) for p in paths.values()))
     return EXIT_OK
 
 
