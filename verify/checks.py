@@ -24,6 +24,7 @@ def check(
     corrected: Variant | None = None,
     without: str | None = None,
     proves: bool = False,
+    certificate: bool = False,
     needs: tuple[str, ...] = (),
     backend: bool = False,
 ) -> Callable[[RunFn], RunFn]:
@@ -35,6 +36,8 @@ def check(
     without   -- the assumption this check drops: failing here makes the claim
                  ``conditional`` on it rather than ``failed``
     proves    -- an exact pass is a proof for the claim's whole stated domain
+    certificate -- a pass is a proof for the check's instances only (verified, but
+                 the claim counts it as passed); runs only with ``--certify``
     needs     -- optional modules; missing ones make the check ``skipped``
     backend   -- runs on the selected array backend (skipped if it is missing)
     """
@@ -58,6 +61,7 @@ def check(
                 corrected=corrected,
                 without=without,
                 proves=proves,
+                certificate=certificate,
                 needs=tuple(needs),
                 backend=backend,
                 doc=(run.__doc__ or "").strip(),

@@ -137,6 +137,9 @@ def _parser(command: str | None) -> _Parser:
     p.add_argument("--profile", choices=sorted(PROFILES), default="default", help="how hard to look")
     p.add_argument("--backend", choices=BACKENDS, default="auto", help="array backend for float checks (strict: array-api-strict, the standard's reference namespace)")
     p.add_argument("--dps", type=_int_in(15, 5000, "--dps"), default=50, help="mpmath decimal digits (default 50)")
+    if command != "mutants":
+        p.add_argument("--certify", action="store_true",
+                       help="also run the certificates: ball-arithmetic proofs on rational instances (python-flint)")
     p.add_argument("--jobs", "-j", type=_int_in(1, 256, "--jobs"), default=default_jobs(),
                    help=f"worker processes for runs of {PARALLEL_MIN_CHECKS}+ checks (default: one per core, "
                         f"here {default_jobs()})")
@@ -230,7 +233,8 @@ def _audit(args: argparse.Namespace, targets: Sequence[str] | None, argv: Sequen
         prepare_report_dir(args.write_baseline.parent, "the folder of --write-baseline")
     reference = _load_baseline(args.baseline)
     backend, xp = resolve(args.backend)
-    ctx = Context(seed=args.seed, profile=PROFILES[args.profile], dps=args.dps, backend=backend, xp=xp)
+    ctx = Context(seed=args.seed, profile=PROFILES[args.profile], dps=args.dps, backend=backend, xp=xp,
+                  certify=args.certify)
     audit = Audit(ctx, jobs=args.jobs)
     labels = select(targets, audit.claims) if targets else list(audit.claims)
     started = datetime.now(timezone.utc)
@@ -244,6 +248,7 @@ def _audit(args: argparse.Namespace, targets: Sequence[str] | None, argv: Sequen
         "backend_available": xp is not None,
         "dps": args.dps,
         "jobs": args.jobs,
+        "certify": args.certify,
         "selection": list(targets or []),
         "started": started.isoformat(timespec="seconds"),
         "duration_s": round(time.perf_counter() - t0, 3),

@@ -42,6 +42,7 @@ class Context:
     dps: int = 50
     backend: str = "numpy"
     xp: Any = None
+    certify: bool = False  # run the certificate checks (ball arithmetic, python-flint)
     check_id: str = ""
     scratch: dict = field(default_factory=dict, compare=False, repr=False)
 

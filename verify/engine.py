@@ -15,7 +15,7 @@ from .checks import CHECKS
 from .context import Context
 from .evaluate import evaluate
 from .model import Check, CheckResult, ClaimResult, Verdict
-from .verdicts import claim_verdict, rollup
+from .verdicts import as_evidence, claim_verdict, rollup
 
 
 #: Fewer checks than this run in-process: starting workers (~2 s each) would cost more than it saves.
@@ -27,9 +27,9 @@ class SelectionError(ValueError):
 
 
 def load_checks() -> dict[str, list[Check]]:
-    """Import every ``proofs.section*`` module, which registers its checks."""
+    """Import every ``proofs.section*`` module and ``proofs.certificates``, which register their checks."""
     for info in pkgutil.iter_modules(proofs.__path__):
-        if info.name.startswith("section"):
+        if info.name.startswith("section") or info.name == "certificates":
             importlib.import_module(f"proofs.{info.name}")
     return CHECKS
 
@@ -100,7 +100,7 @@ class Audit:
                 if self.on_check:
                     self.on_check(check)
             check_results.append(self._done[check.id])
-        own = claim_verdict([r.verdict for r in check_results])
+        own = claim_verdict([as_evidence(r.verdict, r.check.certificate) for r in check_results])
         discharged = self._discharged(claim)
         effective = [Verdict.PASSED if used in discharged else v for used, v in rolled.items()]
         verdict = rollup(own if check_results else None, effective) if claim.named else own

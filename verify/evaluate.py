@@ -28,6 +28,10 @@ def evaluate(check: Check, base: Context) -> CheckResult:
     start = time.perf_counter()
     result = CheckResult(check=check, verdict=Verdict.ERROR, seed=ctx.check_seed, seconds=0.0,
                          backend=ctx.backend if check.backend else "numpy")
+    if check.certificate and not ctx.certify:
+        result.verdict = Verdict.SKIPPED
+        result.message = "a certificate: run with --certify"
+        return result
     missing = missing_modules(check, ctx)
     if missing:
         result.verdict = Verdict.SKIPPED
@@ -53,7 +57,7 @@ def evaluate(check: Check, base: Context) -> CheckResult:
 def _check_verdict(check: Check, r: CheckResult) -> tuple[Verdict, str]:
     assert r.printed is not None
     if r.printed.ok:
-        verdict = Verdict.VERIFIED if check.proves else Verdict.PASSED
+        verdict = Verdict.VERIFIED if check.proves or check.certificate else Verdict.PASSED
         message = ""
     elif r.corrected is not None and r.corrected.ok:
         verdict, message = Verdict.ERRATUM, f"fails as printed; holds as corrected: {check.corrected.reason}"

@@ -53,7 +53,8 @@ def _summary(report: dict[str, Any]) -> list[str]:
         f"- **Result:** {'no claim failed' if summary['ok'] else 'some claims FAILED or ERRORED'} — {counts}",
         f"- **Coverage:** {cov['covered']}/{cov['total']} claims have checks ({100 * cov['fraction']:.1f} %)",
         f"- **Run:** seed {run.get('seed')}, profile `{run.get('profile')}`, backend `{run.get('backend')}`, "
-        f"{run.get('dps')} digits, started {run.get('started')}, {run.get('duration_s', 0):.1f} s",
+        f"{run.get('dps')} digits{', certificates on' if run.get('certify') else ''}, started {run.get('started')}, "
+        f"{run.get('duration_s', 0):.1f} s",
         f"- **Selection:** {', '.join(run.get('selection') or ['everything'])}",
         "",
     ]
@@ -134,7 +135,25 @@ def _claims(report: dict[str, Any]) -> list[str]:
                 f"{_cell(c['tolerance_reason'])} | {rejected}/{len(controls)} rejected |"
             )
         lines.append("")
+        lines += _certified(claim["checks"])
     return lines
+
+
+def _certified(checks: list[dict[str, Any]]) -> list[str]:
+    """The instances each certificate that ran proved, and how tight its enclosures are."""
+    lines = []
+    for c in checks:
+        if c.get("certificate") and c["verdict"] != "skipped":
+            lines.append(f"Certificate `{c['name']}` ({c['method']}, {ICON[c['verdict']]} for these instances only): "
+                         f"{', '.join(c['shapes']) or '—'}; largest enclosure radius {radius_text(c)}.")
+    return lines + [""] if lines else []
+
+
+def radius_text(check: dict[str, Any]) -> str:
+    radius = check.get("enclosure_radius")
+    if radius == 0:
+        return "0 (exact)"
+    return f"{radius:.1e}" if isinstance(radius, (int, float)) else str(radius or "—")
 
 
 def render(report: dict[str, Any]) -> str:

@@ -60,6 +60,7 @@ class Measurement:
     counterexample: Mapping[str, Any] | None = None
     holds: bool | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
+    radius: float | None = None  # certificates: the largest radius of the enclosures they rest on
 
     @property
     def ok(self) -> bool:
@@ -91,6 +92,7 @@ class Check:
     corrected: Variant | None = None
     without: str | None = None
     proves: bool = False
+    certificate: bool = False  # proves the claim on its instances only (runs with --certify)
     needs: tuple[str, ...] = ()
     backend: bool = False
     doc: str = ""

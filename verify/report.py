@@ -76,6 +76,8 @@ def _check(r: CheckResult) -> dict[str, Any]:
         "max_residual": _number(p.residual) if p else None,
         "tolerance": _number(p.tolerance) if p else None,
         "tolerance_reason": p.tolerance_reason if p else "",
+        "certificate": c.certificate,
+        "enclosure_radius": _number(p.radius) if p else None,
         "seed": r.seed,
         "seconds": round(r.seconds, 4),
         "printed": _measurement(p),

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from .catalog import SECTION_TITLES, SECTIONS
 from .engine import Audit
+from .markdown import radius_text
 from .model import ClaimResult, Verdict
 
 STYLE = {
@@ -98,6 +99,10 @@ def print_summary(report: dict[str, Any], paths: dict[str, Path], to_stderr: boo
     if report["named"]:
         console.print(named)
 
+    certificates = certificate_table(claims)
+    if certificates is not None:
+        console.print(certificates)
+
     for c in claims:
         if c["verdict"] in ("erratum", "conditional", "failed", "error"):
             console.print(f"  {_verdict(c['verdict'])} [bold]{c['id']}[/] {c['title']}: ", end="")
@@ -109,6 +114,21 @@ def print_summary(report: dict[str, Any], paths: dict[str, Path], to_stderr: boo
     console.print(f"coverage: {cov['covered']}/{cov['total']} claims have checks ({100 * cov['fraction']:.1f} %)")
     console.print(f"{report['run']['duration_s']:.1f} s; reports: " + ", ".join(str(p) for p in paths.values()))
     console.print("[bold green]OK[/]" if s["ok"] else "[bold red]FAILED[/]: some claims failed or errored")
+
+
+def certificate_table(claims: list[dict[str, Any]]) -> Table | None:
+    """The certificates that ran (``--certify``): the instances each proved and its largest enclosure
+    radius; None when none ran."""
+    rows = [(c["id"], k) for c in claims for k in c["checks"] if k.get("certificate") and k["verdict"] != "skipped"]
+    if not rows:
+        return None
+    table = Table(title="Certificates (proofs for these instances only; the claims count them as passed)",
+                  title_justify="left")
+    for col in ("Claim", "Check", "Verdict", "Instances certified", "Radius"):
+        table.add_column(col, justify="right" if col == "Radius" else "left")
+    for label, k in rows:
+        table.add_row(label, k["name"], _verdict(k["verdict"]), ", ".join(k["shapes"]) or "—", radius_text(k))
+    return table
 
 
 def print_list(rows: list[dict[str, Any]], coverage: dict[str, int]) -> None:

@@ -28,6 +28,12 @@ def combine(verdicts: Iterable[Verdict]) -> Verdict:
     return min(present, key=SEVERITY.index)
 
 
+def as_evidence(verdict: Verdict, certificate: bool) -> Verdict:
+    """A check's verdict as evidence for its claim: a certificate proves its instances, not the
+    claim's whole domain, so for the claim it counts as passed."""
+    return Verdict.PASSED if certificate and verdict is Verdict.VERIFIED else verdict
+
+
 def claim_verdict(check_verdicts: list[Verdict]) -> Verdict:
     """A claim's verdict from its own checks: uncovered without checks; a single
     proof plus passing numeric evidence is ``verified``."""
