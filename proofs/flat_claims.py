@@ -69,7 +69,8 @@ def chain(*members: Any, rel: str | Sequence[str] = "=") -> Chain:
 
 def _host(x: Any) -> np.ndarray:
     """Per-instance numbers as NumPy float64 on the host (mpf entries rounded, backend arrays copied)."""
-    return np.asarray(x, dtype=float) if fp.is_exact(x) else np.asarray(to_numpy(x), dtype=float)
+    on_host = fp.is_exact(x) or isinstance(x, (np.ndarray, np.generic))
+    return np.asarray(x if on_host else to_numpy(x), dtype=float)
 
 
 def _norm(x: Any) -> np.ndarray:

@@ -543,7 +543,8 @@ def _max_abs(a: Array, batch_ndim: int = 0) -> np.ndarray:
         a = np.asarray(a)
         return np.asarray(np.max(np.abs(a), axis=tuple(range(batch_ndim, a.ndim))), dtype=float)
     xp = ln.namespace(a)
-    return np.asarray(to_numpy(xp.max(xp.abs(a), axis=tuple(range(batch_ndim, a.ndim)))), dtype=float)
+    top = xp.max(xp.abs(a), axis=tuple(range(batch_ndim, a.ndim)))
+    return np.asarray(top if isinstance(top, (np.ndarray, np.generic)) else to_numpy(top), dtype=float)
 
 
 def _batched(a: Array, batch: tuple[int, ...]) -> Array:
