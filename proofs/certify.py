@@ -37,6 +37,7 @@ from flint import arb, ctx, fmpq, fmpq_mat, fmpz_poly
 
 #: Working precisions (bits) tried in turn when balls must be separated.
 PRECISIONS = (128, 256, 1024, 4096)
+MAX_PRECISION = 1 << 16
 
 
 class CertificateError(ArithmeticError):
@@ -77,7 +78,7 @@ def rational_matrix(A: Any) -> fmpq_mat:
 
 
 def radius(ball: arb) -> float:
-    """The radius of a ball as a float, rounded up."""
+    """The radius of a ball as a float (the nearest double)."""
     return float(ball.rad().upper())
 
 
@@ -129,11 +130,12 @@ class Eigenvalue:
         one, once the balls are small enough: the other roots lie at a distance)."""
         if self.exact is not None:
             return Rational(self.exact).ball(prec)
-        while True:
+        while prec <= MAX_PRECISION:
             hits = [b for b in _real_roots(self.factor, prec) if b.overlaps(self.seed)]
             if len(hits) == 1:
                 return hits[0]
             prec *= 2
+        raise CertificateError(f"cannot re-isolate the root of {self.factor} at {MAX_PRECISION} bits")
 
     @property
     def radius(self) -> float:
@@ -145,13 +147,10 @@ class Eigenvalue:
 
 
 def _primitive(poly: Any) -> fmpz_poly:
-    """A factor with rational coefficients as a primitive integer polynomial."""
-    coeffs = [to_fraction(c) for c in poly.coeffs()]
-    den = np.lcm.reduce([c.denominator for c in coeffs])
-    ints = [int(c * int(den)) for c in coeffs]
-    g = np.gcd.reduce(ints)
-    sign = -1 if ints[-1] < 0 else 1
-    return fmpz_poly([sign * i // int(g) for i in ints])
+    """A factor with rational coefficients as a primitive integer polynomial, leading coefficient > 0."""
+    p = poly.numer()
+    c = p.content() * (-1 if p.leading_coefficient() < 0 else 1)
+    return fmpz_poly([x // c for x in p.coeffs()])
 
 
 @dataclass(frozen=True)

@@ -127,6 +127,9 @@ def test_a_certificate_does_not_make_its_claim_verified():
     result = audit.claim("S64")
     assert [r.verdict for r in result.checks] == [Verdict.PASSED, Verdict.VERIFIED]
     assert result.verdict is Verdict.PASSED
+    plain = Audit(Context(), checks={"S64": [passed, the_check("S64")]}).claim("S64")
+    assert [r.verdict for r in plain.checks] == [Verdict.PASSED, Verdict.SKIPPED]
+    assert plain.verdict is Verdict.PASSED
 
 
 def test_certify_round_trip_through_the_cli(tmp_path, monkeypatch):

@@ -137,9 +137,8 @@ def _parser(command: str | None) -> _Parser:
     p.add_argument("--profile", choices=sorted(PROFILES), default="default", help="how hard to look")
     p.add_argument("--backend", choices=BACKENDS, default="auto", help="array backend for float checks (strict: array-api-strict, the standard's reference namespace)")
     p.add_argument("--dps", type=_int_in(15, 5000, "--dps"), default=50, help="mpmath decimal digits (default 50)")
-    if command != "mutants":
-        p.add_argument("--certify", action="store_true",
-                       help="also run the certificates: ball-arithmetic proofs on rational instances (python-flint)")
+    p.add_argument("--certify", action="store_true",
+                   help="also run the certificates: ball-arithmetic proofs on rational instances (python-flint)")
     p.add_argument("--jobs", "-j", type=_int_in(1, 256, "--jobs"), default=default_jobs(),
                    help=f"worker processes for runs of {PARALLEL_MIN_CHECKS}+ checks (default: one per core, "
                         f"here {default_jobs()})")
@@ -282,7 +281,8 @@ def _mutants(args: argparse.Namespace) -> int:
 
     prepare_report_dir(args.report_dir)
     backend, xp = resolve(args.backend)
-    ctx = Context(seed=args.seed, profile=PROFILES[args.profile], dps=args.dps, backend=backend, xp=xp)
+    ctx = Context(seed=args.seed, profile=PROFILES[args.profile], dps=args.dps, backend=backend, xp=xp,
+                  certify=args.certify)
     audit = Audit(ctx, jobs=args.jobs)
     labels = select(args.targets, audit.claims) if args.targets else list(audit.claims)
     results = terminal.run_with_progress(audit, labels)
