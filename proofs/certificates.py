@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from functools import lru_cache
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
@@ -33,6 +33,9 @@ from proofs import lemma3
 from proofs import linear_network as ln
 from proofs.hessian_reference import HyperDual, hyperdual_hessian
 from proofs.section5_theorem1 import FLATTEST_VALUE_MUTANTS, S66_MUTANTS, s64_printed, s66_printed
+
+if TYPE_CHECKING:
+    from proofs.certify import ClosedForm, Eigenvalue, Rational, Spectrum
 
 NEEDS = ("flint",)
 METHOD = ("rigorous: exact characteristic polynomial over Q (FLINT fmpq_mat.charpoly), factored into irreducibles "
@@ -89,7 +92,7 @@ def loss_hessian(label: str) -> np.ndarray:
 
 
 @lru_cache(maxsize=None)
-def spectrum(label: str):
+def spectrum(label: str) -> Spectrum:
     from proofs import certify  # noqa: PLC0415 - python-flint is optional
 
     return certify.spectrum(hessian(label))
@@ -141,14 +144,14 @@ class Ledger:
                      "statements refuted or undecided": len(failed), "instances": self.instances})
 
 
-def describe_spectrum(ledger: Ledger, label: str) -> Any:
+def describe_spectrum(ledger: Ledger, label: str) -> Eigenvalue:
     """lambda_max of the instance's Hessian (an Eigenvalue), with its spectrum noted in the ledger."""
     s = spectrum(label)
     ledger.fact(label, **s.describe())
     return s.top()
 
 
-def value(formula: Callable[..., Any], inst: ci.RationalMinimum, *extra: int, squared: bool = False):
+def value(formula: Callable[..., Any], inst: ci.RationalMinimum, *extra: int, squared: bool = False) -> ClosedForm:
     """The closed form formula(sigma_max(T), m, *extra) (or its square) as a certify.ClosedForm."""
     from proofs import certify  # noqa: PLC0415
 
@@ -156,7 +159,7 @@ def value(formula: Callable[..., Any], inst: ci.RationalMinimum, *extra: int, sq
     return certify.closed_form(lambda s, m: f(s, m, *extra), inst.sigma_max, inst.m)
 
 
-def exact_value(x: Fraction):
+def exact_value(x: Fraction) -> Rational:
     from proofs import certify  # noqa: PLC0415
 
     return certify.rational(x)
@@ -164,12 +167,13 @@ def exact_value(x: Fraction):
 
 # --- Lemma 3 ---------------------------------------------------------------------------------------
 
-def lemma3_printed(weights, data):
+def lemma3_printed(weights: Sequence[np.ndarray], data: ln.Data) -> np.ndarray:
     """H_w = 2 Phi Phi^T with Phi_k = (W_{k-1}..W_1 Sigma_x^{1/2}) (x) (W_m..W_{k+1})^T (S47)-(S49)."""
     return lemma3.hessian(list(weights), data)
 
 
-def transposed_kronecker(weights, data):
+def transposed_kronecker(weights: Sequence[np.ndarray], data: ln.Data) -> np.ndarray:
+    """2 P P^T with the Kronecker factors of every Phi_k in the other order."""
     blocks = [ln.kron(A.T, B @ data.Sigma_x_half) for A, B in zip(ln.above(list(weights)), ln.below(list(weights)))]
     P = np.concatenate(blocks, axis=0)
     return 2 * P @ P.T
@@ -186,8 +190,9 @@ LEMMA3_MUTANTS = {
 def lemma3_certificate(ctx: Context, formula) -> Measurement:
     """At rational global minima (canonical 3x4x2, rotated flattest and random (S104) 3x3x3x3, random
     (S104) 2x3x2 with Sigma_x != I): the formula's Hessian equals, entry by entry in exact rationals,
-    the Hessian from hyper-dual second derivatives of the loss, whose exact spectrum (lambda_max in a
-    ball, the exact number of zero eigenvalues) is recorded."""
+    the Hessian from hyper-dual second derivatives of the loss, which equals the derivative of the
+    analytic gradient; its exact spectrum (lambda_max in a ball, the exact number of zero
+    eigenvalues) is recorded."""
     ledger = Ledger()
     for label in LEMMA3_INSTANCES:
         inst = ci.instance(label)
@@ -196,13 +201,14 @@ def lemma3_certificate(ctx: Context, formula) -> Measurement:
             ledger.record(label, f"H has shape {H.shape}, the Hessian {truth.shape}", False, float("inf"))
             continue
         ledger.exact(label, "H_w = 2 Phi Phi^T entry by entry", H - truth)
+        ledger.exact(label, "the same Hessian as the derivative of the analytic gradient", truth - hessian(label))
         describe_spectrum(ledger, label)
     return ledger.measurement()
 
 
 # --- lambda_max at global minima: (S64), (S65), Theorem 1 ------------------------------------------------
 
-def top_value_ledger(formula, labels: Sequence[str]) -> Ledger:
+def top_value_ledger(formula: Callable[[Any, Any], Any], labels: Sequence[str]) -> Ledger:
     """lambda_max(H) = formula(sigma_max, m) at flattest minima and >= it at random minima (S104)."""
     ledger = Ledger()
     for label in labels:
@@ -298,7 +304,7 @@ THEOREM2_MUTANTS = {
 }
 
 
-def sigma_max_squared(M: np.ndarray):
+def sigma_max_squared(M: np.ndarray) -> Eigenvalue:
     """sigma_max(M)^2 = lambda_max(M^T M), certified (an Eigenvalue)."""
     from proofs import certify  # noqa: PLC0415
 
