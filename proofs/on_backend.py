@@ -26,6 +26,15 @@ from verify.context import Context
 EXPANSION = 8
 
 
+def _host(result: Any, size: int) -> np.ndarray:
+    """A per-instance result on the host; a number or 0-d array (a quantity that does not depend on
+    the instance, e.g. an empty product) is repeated for each of the ``size`` instances."""
+    if isinstance(result, (int, float, np.generic)):
+        return np.full(size, result, dtype=float)
+    host = to_numpy(result)
+    return np.full(size, host[()]) if host.ndim == 0 else host
+
+
 def map_chunks(ctx: Context, fn: Callable[..., Any], arrays: Sequence[np.ndarray], expansion: int = EXPANSION) -> Any:
     """``fn(*chunk)`` on ``ctx.xp`` for consecutive chunks of ``arrays`` (equal leading batch axis),
     the results (an array or a tuple of arrays, leading batch axis) concatenated on the host.
@@ -40,7 +49,7 @@ def map_chunks(ctx: Context, fn: Callable[..., Any], arrays: Sequence[np.ndarray
     for size in chunk_sizes(total, per_instance):
         chunk = [to_backend(ctx.xp, a[start:start + size]) for a in arrays]
         out = fn(*chunk)
-        pieces.append(tuple(to_numpy(o) for o in out) if isinstance(out, tuple) else to_numpy(out))
+        pieces.append(tuple(_host(o, size) for o in out) if isinstance(out, tuple) else _host(out, size))
         start += size
     if not pieces:
         raise ValueError("map_chunks needs at least one instance")

@@ -104,7 +104,7 @@ def below(weights: Sequence[Any], k: int) -> Any:
 
 
 def t(M: Any) -> Any:
-    return np.swapaxes(M, -1, -2)
+    return ln.namespace(M).matrix_transpose(M)
 
 
 def term_printed(weights: Sequence[Any], k: int, B: Any) -> Any:
@@ -149,8 +149,9 @@ def smax_float(M: ln.Array) -> ln.Array:
     return xp.linalg.svdvals(M)[..., 0]
 
 
-def fro_float(M: np.ndarray) -> np.ndarray:
-    return np.sqrt(np.sum(M * M, axis=(-2, -1)))
+def fro_float(M: ln.Array) -> ln.Array:
+    xp = ln.namespace(M)
+    return xp.sqrt(xp.sum(M * M, axis=(-2, -1)))
 
 
 @dataclass(frozen=True)
@@ -271,31 +272,35 @@ def true_lambda_max(weights: Sequence[ln.Array], data: ln.Data) -> ln.Array:
     return ln.namespace(*weights).linalg.eigvalsh(hr.finite_difference_hessian(list(weights), data))[..., -1]
 
 
-def matrix_basis(d_y: int, d_x: int, dtype=float) -> np.ndarray:
-    """The d_y d_x unit matrices E_ij, shape (d_y d_x, d_y, d_x)."""
+def matrix_basis(d_y: int, d_x: int, like: Any) -> Any:
+    """The d_y d_x unit matrices E_ij, shape (d_y d_x, d_y, d_x), in the namespace and field of ``like``."""
     n = d_y * d_x
-    eye = np.eye(n) if dtype is float else mp_eye(n)
-    return eye.reshape(n, d_y, d_x)
+    if isinstance(like, np.ndarray) and like.dtype == object:
+        return mp_eye(n).reshape(n, d_y, d_x)
+    xp = ln.namespace(like)
+    return xp.reshape(ln.eye(n, like), (n, d_y, d_x))
 
 
 def quadratic_form(term: Callable, weights: Sequence[Any], k: int) -> Any:
     """The matrix G of B -> ||term_k(B)||_F^2 in the basis E_ij: G = J^T J, J's columns the images
-    of the basis; shape (..., d_y d_x, d_y d_x). Works on float and object (mpf) arrays."""
+    of the basis; shape (..., d_y d_x, d_y d_x). Works on float arrays of any Array-API namespace and on
+    object (mpf) arrays."""
     dims = ln.widths(weights)
-    dtype = float if weights[0].dtype != object else object
-    basis = matrix_basis(dims[-1], dims[0], dtype)
+    basis = matrix_basis(dims[-1], dims[0], weights[0])
     lifted = [W[..., None, :, :] for W in weights]  # broadcast the batch against the basis
     images = term(lifted, k, basis)
-    J = images.reshape(*images.shape[:-2], -1)  # (..., n, image size): rows are images
-    J = np.broadcast_to(J, (*weights[0].shape[:-2], *J.shape[-2:]))  # m = 1: the term uses no weight
-    return J @ np.swapaxes(J, -1, -2)
+    xp = ln.namespace(images)
+    J = xp.reshape(images, (*images.shape[:-2], -1))  # (..., n, image size): rows are images
+    J = xp.broadcast_to(J, (*weights[0].shape[:-2], *J.shape[-2:]))  # m = 1: the term uses no weight
+    return J @ xp.matrix_transpose(J)
 
 
-def relaxation_values(relax: Relaxation, weights: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def relaxation_values(relax: Relaxation, weights: Sequence[ln.Array]) -> tuple[ln.Array, ln.Array]:
     """(middle, upper) of (S99): the max of the joint quadratic form, and the sum of the separate maxima."""
+    xp = ln.namespace(*weights)
     forms = [relax.factor * quadratic_form(relax.term, weights, k) for k in range(1, len(weights) + 1)]
-    middle = np.linalg.eigvalsh(sum(forms))[..., -1]
-    upper = sum(np.linalg.eigvalsh(G)[..., -1] for G in forms)
+    middle = xp.linalg.eigvalsh(sum(forms))[..., -1]
+    upper = sum(xp.linalg.eigvalsh(G)[..., -1] for G in forms)
     return middle, upper
 
 
@@ -499,7 +504,7 @@ class Batch:
     weights: list[np.ndarray]
     data: ln.Data
     seed: int
-    lam_by_backend: dict = field(default_factory=dict, repr=False, compare=False)
+    computed: dict = field(default_factory=dict, repr=False, compare=False)  # (quantity, backend) -> result
 
     @property
     def size(self) -> int:
@@ -516,12 +521,20 @@ class Batch:
 
         return map_chunks(ctx, chunk, (*self.weights, d.Sigma_x, d.Sigma_yx, d.T, d.Sigma_x_half, np.asarray(d.y2)))
 
+    def once_on(self, ctx: Context, name: str, fn: Callable[..., Any]) -> Any:
+        """``on_backend(ctx, fn)``, computed once per backend for a quantity shared by several checks."""
+        key = (name, ctx.backend if ctx.xp is not None else "numpy")
+        if key not in self.computed:
+            self.computed[key] = self.on_backend(ctx, fn)
+        return self.computed[key]
+
     def lam_on(self, ctx: Context) -> np.ndarray:
-        """lambda_max of the finite-difference Hessian computed on ``ctx.xp`` (once per backend)."""
-        key = ctx.backend if ctx.xp is not None else "numpy"
-        if key not in self.lam_by_backend:
-            self.lam_by_backend[key] = self.on_backend(ctx, lambda W, data, T: true_lambda_max(W, data))
-        return self.lam_by_backend[key]
+        """lambda_max of the finite-difference Hessian computed on ``ctx.xp``."""
+        return self.once_on(ctx, "lambda_max", lambda W, data, T: true_lambda_max(W, data))
+
+    def relaxation_on(self, ctx: Context) -> tuple[np.ndarray, np.ndarray]:
+        """(middle, upper) of the printed (S99) computed on ``ctx.xp``."""
+        return self.once_on(ctx, "relaxation", lambda W, data, T: relaxation_values(S99_PRINTED, W))
 
     @property
     def T(self) -> np.ndarray:
@@ -539,9 +552,9 @@ class Batch:
     def lam(self) -> np.ndarray:
         return self.lam_on(Context())
 
-    @cached_property
+    @property
     def relaxation(self) -> tuple[np.ndarray, np.ndarray]:
-        return relaxation_values(S99_PRINTED, self.weights)
+        return self.relaxation_on(Context())
 
     @cached_property
     def rho(self) -> np.ndarray:
@@ -573,15 +586,19 @@ def identity_batches(seed: int, n: int) -> tuple[Batch, ...]:
     return tuple(build_batch(f, s, n, "identity", seed) for s in SHAPES for f in FAMILIES if applies(f, s))
 
 
-#: instances per batch at most: each needs a finite-difference Hessian (2N gradients) and its eigenvalues
-BATCH_CAP = 400
+#: instances per batch at most (a batch's Hessians are computed on the backend in bounded chunks)
+BATCH_CAP = 10_000
+
+
+def batch_size(ctx: Context, batches: int) -> int:
+    """Instances per batch so that ``batches`` batches hold at least ``ctx.profile.instances``."""
+    return int(np.clip(-(-ctx.profile.instances // batches), 2, BATCH_CAP))
 
 
 def batches_for(ctx: Context, families: Sequence[str] = tuple(FAMILIES)) -> list[Batch]:
     """Batches of the given families on every shape where they apply, together at least
-    ``ctx.profile.instances`` minima (up to BATCH_CAP per batch)."""
-    count = sum(applies(f, s) for s in SHAPES for f in families)
-    n = int(np.clip(-(-ctx.profile.instances // count), 2, BATCH_CAP))
+    ``ctx.profile.instances`` minima."""
+    n = batch_size(ctx, sum(applies(f, s) for s in SHAPES for f in families))
     return [b for b in identity_batches(ctx.seed, n) if b.family in families]
 
 
@@ -840,13 +857,13 @@ def small_specs(minimum=strategies.minimum_kinds) -> st.SearchStrategy:
 
 
 @check("S98", method="float", printed=flattest_value_printed, mutants=VALUE_MUTANTS, without="Sigma_x = I",
-       name="s98_with_scaled_sigma")
+       name="s98_with_scaled_sigma", backend=True)
 def s98_with_scaled_sigma(ctx: Context, formula) -> Measurement:
     """With Sigma_x = c I the loss, hence H_w, scales by c on the same Omega, so the minimum over Omega is
     lambda_max at the canonical minimum (finite-difference Hessian of the full loss): against (S98) for
-    Sigma_x = I and c I."""
-    batches = [b for b in sigma_batches(ctx) if b.family == "canonical" and b.sigma in ("identity", "scaled")]
-    res = lambda b: relative(b.lam, formula(b.smax, b.shape.m))
+    Sigma_x = I and c I, both on ``ctx.xp``."""
+    batches = sigma_batches(ctx, ("canonical",), ("identity", "scaled"))
+    res = lambda b: relative(b.lam_on(ctx), value_on(ctx, formula, b))
     return smallest_failure(batches, res, FD_RTOL, FD_REASON,
                             scaled_sigma_lambda_over_c_value_minus_1=scaled_sigma_ratio(batches))
 
@@ -887,25 +904,33 @@ def mp_measurement(ctx: Context, families: Sequence[str], residual: Callable[[Mp
 # ----------------------------------------------------------------------------------------------------
 
 
-def s99_parts(relax: Relaxation, b: Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    middle, upper = b.relaxation if relax is S99_PRINTED else relaxation_values(relax, b.weights)
-    return relax.value(b.smax, b.shape.m), middle, upper
+def s99_parts(relax: Relaxation, b: Batch, ctx: Context | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The three members of (S99) other than lambda_max, computed on the backend of ``ctx``."""
+    ctx = ctx or Context()
+    if relax is S99_PRINTED:
+        middle, upper = b.relaxation_on(ctx)
+    else:
+        middle, upper = b.on_backend(ctx, lambda W, data, T: relaxation_values(relax, W))
+    return value_on(ctx, relax.value, b), middle, upper
 
 
-def s99_residual(relax: Relaxation, b: Batch) -> np.ndarray:
-    lower, middle, upper = s99_parts(relax, b)
-    return np.maximum.reduce([excess(lower, b.lam), relative(middle, b.lam), excess(b.lam, upper)])
+def s99_residual(relax: Relaxation, b: Batch, ctx: Context | None = None) -> np.ndarray:
+    ctx = ctx or Context()
+    lower, middle, upper = s99_parts(relax, b, ctx)
+    lam = b.lam_on(ctx)
+    return np.maximum.reduce([excess(lower, lam), relative(middle, lam), excess(lam, upper)])
 
 
-@check("S99", method="float", printed=S99_PRINTED, mutants=S99_MUTANTS)
+@check("S99", method="float", printed=S99_PRINTED, mutants=S99_MUTANTS, backend=True)
 def s99_chain_against_hessian(ctx: Context, formula: Relaxation) -> Measurement:
     """Against lambda_max of the finite-difference Hessian at minima of every family (Sigma_x = I): the
     value of (S98) is below it, the max of the printed objective over ||B||_F = 1 (dense eigensolver of
-    its quadratic form) equals it, the separable max is above it. Slacks and ratios in details."""
+    its quadratic form) equals it, the separable max is above it; all of it on ``ctx.xp`` (the minima
+    found by the greedy search are found on the host). Slacks and ratios in details (host)."""
     batches = batches_for(ctx) + searched_for(ctx)
     first = lambda b: (b.lam - s99_parts(S99_PRINTED, b)[0]) / b.lam
     second = lambda b: s99_parts(S99_PRINTED, b)[2] / b.lam - 1
-    return measure(batches, lambda b: s99_residual(formula, b), FD_RTOL, FD_REASON,
+    return measure(batches, lambda b: s99_residual(formula, b, ctx), FD_RTOL, FD_REASON,
                    extra=lambda b, i: {"lambda_max": b.lam[i]},
                    first_inequality_min_slack=min_by(batches, first, lambda b: b.family),
                    second_inequality_min_slack=min_by(batches, second, lambda b: f"m={b.shape.m}"),
@@ -950,12 +975,12 @@ def single_batch(spec: instances.Spec, weights: Sequence[np.ndarray], data: ln.D
     return Batch(spec.minimum, Shape(spec.dims, spec.rank), spec.sigma, [w[None] for w in weights], lifted, spec.seed)
 
 
-@check("S99", method="float", printed=S99_PRINTED, mutants=S99_MUTANTS, without="Sigma_x = I")
+@check("S99", method="float", printed=S99_PRINTED, mutants=S99_MUTANTS, without="Sigma_x = I", backend=True)
 def s99_with_general_sigma(ctx: Context, formula: Relaxation) -> Measurement:
     """The chain of (S99) against the finite-difference Hessian of the loss with Sigma_x = I, c I, SPD and
-    ill-conditioned: the equality step is (S56) with Sigma_x^{1/2} dropped."""
+    ill-conditioned, on ``ctx.xp``: the equality step is (S56) with Sigma_x^{1/2} dropped."""
     batches = sigma_batches(ctx)
-    res = lambda b: s99_residual(formula, b)
+    res = lambda b: s99_residual(formula, b, ctx)
     return smallest_failure(batches, res, FD_RTOL, FD_REASON,
                             max_residual_by_sigma=max_by(batches, res, lambda b: b.sigma))
 
@@ -983,20 +1008,28 @@ def any_weights(ctx: Context) -> list[Batch]:
     return list(arbitrary_weight_batches(ctx.seed, n)) + batches_for(ctx)
 
 
-def s100_residual(tv: TermValue, b: Batch) -> np.ndarray:
-    out = []
-    for k in range(1, b.shape.m + 1):
-        truth = np.linalg.eigvalsh(quadratic_form(tv.term, b.weights, k))[..., -1]
-        out.append(relative(tv.value(above(b.weights, k), below(b.weights, k)), truth))
-    return np.max(out, axis=0)
+def per_layer(ctx: Context, b: Batch, sides: Callable[[list, Any, int], tuple]) -> list[tuple[np.ndarray, ...]]:
+    """``sides(weights, T, k)`` for k = 1..m, computed on ``ctx.xp``, back on the host."""
+    m = b.shape.m
+    flat = b.on_backend(ctx, lambda W, data, T: tuple(x for k in range(1, m + 1) for x in sides(W, T, k)))
+    width = len(flat) // m
+    return [flat[width * j:width * (j + 1)] for j in range(m)]
 
 
-@check("S100", method="float", printed=S100_PRINTED, mutants=S100_MUTANTS)
+def s100_residual(tv: TermValue, b: Batch, ctx: Context | None = None) -> np.ndarray:
+    def sides(W: list, T: Any, k: int) -> tuple:
+        truth = ln.namespace(*W).linalg.eigvalsh(quadratic_form(tv.term, W, k))[..., -1]
+        return tv.value(above(W, k), below(W, k)), truth
+
+    return np.max([relative(value, truth) for value, truth in per_layer(ctx or Context(), b, sides)], axis=0)
+
+
+@check("S100", method="float", printed=S100_PRINTED, mutants=S100_MUTANTS, backend=True)
 def s100_value_against_eigensolver(ctx: Context, formula: TermValue) -> Measurement:
     """For every k, the max of the printed objective of (S100) over ||B_k||_F = 1 (dense eigensolver of its
     quadratic form) against its value from (S87), sigma_max(A_k)^2 sigma_max(B_k)^2 (SVD), on arbitrary
-    weights and on minima of every family."""
-    return measure(any_weights(ctx), lambda b: s100_residual(formula, b), SVD_RTOL, SVD_REASON)
+    weights and on minima of every family; both on ``ctx.xp``."""
+    return measure(any_weights(ctx), lambda b: s100_residual(formula, b, ctx), SVD_RTOL, SVD_REASON)
 
 
 @check("S100", method="mpmath", printed=S100_PRINTED,
@@ -1026,8 +1059,9 @@ def s101_sides(formula: Callable, weights: Sequence[Any], k: int, norm: Callable
     return formula([norm(W) for W in weights], norm(above(weights, k)), norm(below(weights, k)), k)
 
 
-def s101_residual(formula: Callable, b: Batch) -> np.ndarray:
-    return np.max([excess(*s101_sides(formula, b.weights, k)) for k in range(1, b.shape.m + 1)], axis=0)
+def s101_residual(formula: Callable, b: Batch, ctx: Context | None = None) -> np.ndarray:
+    sides = per_layer(ctx or Context(), b, lambda W, T, k: s101_sides(formula, W, k))
+    return np.max([excess(*pair) for pair in sides], axis=0)
 
 
 def s101_ratio(b: Batch) -> np.ndarray:
@@ -1035,12 +1069,13 @@ def s101_ratio(b: Batch) -> np.ndarray:
     return np.min([np.divide(*s101_sides(s101_printed, b.weights, k)) for k in range(1, b.shape.m + 1)], axis=0)
 
 
-@check("S101", method="float", printed=s101_printed, mutants=S101_MUTANTS)
+@check("S101", method="float", printed=s101_printed, mutants=S101_MUTANTS, backend=True)
 def s101_on_weights(ctx: Context, formula) -> Measurement:
     """sigma_max(A_k)^2 sigma_max(B_k)^2 against prod_{i != k} sigma_max(W_i)^2 (float64 SVD) for every k,
-    on arbitrary weights and minima of every family; slack (lhs/rhs) per family in details."""
+    on ``ctx.xp``, on arbitrary weights and minima of every family; slack (lhs/rhs) per family in details
+    (host)."""
     batches = any_weights(ctx)
-    return measure(batches, lambda b: s101_residual(formula, b), SVD_RTOL, SVD_REASON,
+    return measure(batches, lambda b: s101_residual(formula, b, ctx), SVD_RTOL, SVD_REASON,
                    max_ratio_lhs_over_rhs_by_family=max_by(batches, lambda b: np.max(
                        [np.divide(*s101_sides(s101_printed, b.weights, k)) for k in range(1, b.shape.m + 1)], axis=0),
                        lambda b: b.family),
@@ -1135,18 +1170,18 @@ def s102_every_depth(ctx: Context, formula) -> Measurement:
                        counterexample={"members": [str(x) for x in members]} if bad else None)
 
 
-@check("S102", method="float", printed=s102_printed, mutants=S102_MUTANTS)
+@check("S102", method="float", printed=s102_printed, mutants=S102_MUTANTS, backend=True)
 def s102_from_weights(ctx: Context, formula) -> Measurement:
     """On the minima of every family that satisfies the hypothesis (verified here from the weights: the
-    first member uses sigma_max(W_i) by SVD), the three members of (S102) agree for every k."""
+    first member uses sigma_max(W_i) by SVD), the three members of (S102) agree for every k; the members
+    are computed on ``ctx.xp``."""
     batches = batches_for(ctx, tuple(HYPOTHESIS_FAMILIES))
 
     def residual(b: Batch) -> np.ndarray:
-        top = lambda i: smax_float(b.weights[i - 1])
-        worst = []
-        for k in range(1, b.shape.m + 1):
-            a, c2, c3 = formula(top, b.smax, b.shape.m, k)
-            worst.append(np.maximum(relative(a, c3), relative(c2, c3)))
+        def members(W: list, T: Any, k: int) -> tuple:
+            return formula(lambda i: smax_float(W[i - 1]), smax_float(T), b.shape.m, k)
+
+        worst = [np.maximum(relative(a, c3), relative(c2, c3)) for a, c2, c3 in per_layer(ctx, b, members)]
         return np.max(worst, axis=0)
 
     return measure(batches, residual, 1e-10, "float64 SVD of constructed layers, m-fold products: ~1e-14",
@@ -1235,14 +1270,19 @@ SIGMA_SHAPES = (Shape((1, 1), 1), Shape((2, 1, 1), 1), Shape((2, 2, 2), 2), Shap
 SIGMA_KINDS = ("identity", "scaled", "spd", "ill-conditioned")
 
 
-@lru_cache(maxsize=4)
-def sigma_batches_cached(seed: int, n: int) -> tuple[Batch, ...]:
-    families = ("canonical", "rotated flattest", "rebalanced flattest")
-    return tuple(build_batch(f, s, n, sigma, seed) for s in SIGMA_SHAPES for sigma in SIGMA_KINDS for f in families)
+SIGMA_FAMILIES = ("canonical", "rotated flattest", "rebalanced flattest")
 
 
-def sigma_batches(ctx: Context) -> list[Batch]:
-    return list(sigma_batches_cached(ctx.seed, int(np.clip(ctx.profile.instances // 200, 2, 50))))
+@lru_cache(maxsize=8)
+def sigma_batches_cached(seed: int, n: int, families: tuple[str, ...], sigmas: tuple[str, ...]) -> tuple[Batch, ...]:
+    return tuple(build_batch(f, s, n, sigma, seed) for s in SIGMA_SHAPES for sigma in sigmas for f in families)
+
+
+def sigma_batches(ctx: Context, families: Sequence[str] = SIGMA_FAMILIES,
+                  sigmas: Sequence[str] = SIGMA_KINDS) -> list[Batch]:
+    """Hypothesis-satisfying minima with every kind of Sigma_x, together at least ``ctx.profile.instances``."""
+    n = batch_size(ctx, len(SIGMA_SHAPES) * len(families) * len(sigmas))
+    return list(sigma_batches_cached(ctx.seed, n, tuple(families), tuple(sigmas)))
 
 
 def smallest_failure(batches: Sequence[Batch], residual: Callable[[Batch], np.ndarray], tolerance: float,
@@ -1327,12 +1367,13 @@ def scaled_sigma_ratio(batches: Sequence[Batch]) -> float:
 
 
 @check("S103", method="float", printed=flattest_value_printed, mutants=VALUE_MUTANTS, without="Sigma_x = I",
-       name="s103_with_general_sigma")
+       name="s103_with_general_sigma", backend=True)
 def s103_with_general_sigma(ctx: Context, formula) -> Measurement:
     """At hypothesis-satisfying minima (canonical, rotated, rebalanced) with Sigma_x = I, c I, SPD and
-    ill-conditioned, lambda_max of the finite-difference Hessian of the full loss against (S103)."""
+    ill-conditioned, lambda_max of the finite-difference Hessian of the full loss against (S103), both on
+    ``ctx.xp``."""
     batches = sigma_batches(ctx)
-    res = lambda b: relative(b.lam, formula(b.smax, b.shape.m))
+    res = lambda b: relative(b.lam_on(ctx), value_on(ctx, formula, b))
     return smallest_failure(batches, res, FD_RTOL, FD_REASON,
                             max_residual_by_sigma=max_by(batches, res, lambda b: b.sigma))
 
@@ -1420,15 +1461,15 @@ def theorem4_on_found_minima(ctx: Context, formula) -> Measurement:
 
 
 @check("Theorem 4", method="float", printed=THEOREM4_PRINTED, mutants=THEOREM4_MUTANTS, without="Sigma_x = I",
-       name="theorem4_with_general_sigma")
+       name="theorem4_with_general_sigma", backend=True)
 def theorem4_with_general_sigma(ctx: Context, statement: Implication) -> Measurement:
     """The implication on hypothesis-satisfying minima with Sigma_x = I, c I, SPD and ill-conditioned
     (finite-difference Hessian of the full loss). For Sigma_x = c I lambda_max = c times the value (still
     flattest); for SPD Sigma_x the balanced minimum is not even flattest: details give, beside the printed
     value, lambda_max there and the min over Omega (one-dimensional minimisation on dims 2x1x1; the greedy
-    search with rtol = 0 on tiny shapes)."""
+    search with rtol = 0 on tiny shapes). The implication runs on ``ctx.xp``; the minimisations on the host."""
     batches = sigma_batches(ctx)
-    res = lambda b: implication_residual(statement, b)
+    res = lambda b: implication_residual(statement, b, ctx)
     printed = statement is THEOREM4_PRINTED  # the estimates are slow: only with the printed statement
     m = smallest_failure(batches, res, FD_RTOL, FD_REASON,
                          max_residual_by_sigma=max_by(batches, res, lambda b: b.sigma),
