@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 import array_api_compat
+import array_api_compat.numpy as _numpy_xp
+import numpy as np
 from array_api_compat import device as _device
 
 Array = Any
@@ -34,6 +36,10 @@ class ShapeError(ValueError):
 
 
 def namespace(*arrays: Array) -> Any:
+    # plain NumPy arrays (float or object) skip array_namespace, whose checks cost more than the small
+    # matrix products of an optimiser's inner loop; the namespace returned is the same
+    if all(type(a) is np.ndarray for a in arrays):
+        return _numpy_xp
     return array_api_compat.array_namespace(*arrays)
 
 
