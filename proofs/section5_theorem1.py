@@ -43,6 +43,7 @@ from verify.search import search
 from proofs import flattest_search, hessian_reference, lemma3, manifold, minima
 from proofs import instances as inst
 from proofs import linear_network as ln
+from proofs.on_backend import map_chunks
 
 EXACT = "exact rational arithmetic: no tolerance"
 SYMBOLIC = "exact symbolic identity (sympy)"
@@ -64,22 +65,35 @@ def mp_reason(ctx: Context) -> str:
     return f"{ctx.dps}-digit arithmetic: residual below 10^-{ctx.dps - 10}"
 
 
-# --- a matrix vocabulary for float arrays (batched), object arrays (Fraction, mpf) and sympy -------
+# --- a matrix vocabulary for float arrays (batched, any Array-API namespace: NumPy, CuPy,
+# array-api-strict), object arrays (Fraction, mpf) and sympy ----------------------------------------
+
+def is_object(M: Any) -> bool:
+    return isinstance(M, np.ndarray) and M.dtype == object
+
 
 def tr(M: Any) -> Any:
     """Transpose of the last two axes (a sympy Matrix or a possibly batched array)."""
-    return M.T if isinstance(M, sp.MatrixBase) else np.swapaxes(M, -1, -2)
+    return M.T if isinstance(M, sp.MatrixBase) else ln.namespace(M).matrix_transpose(M)
 
 
 def frob2(M: Any) -> Any:
     """||M||_F^2 (batched over leading axes)."""
     if isinstance(M, sp.MatrixBase):
         return sum((x**2 for x in M), sp.Integer(0))
-    return np.sum(M * M, axis=(-2, -1))
+    if is_object(M):
+        return np.sum(M * M, axis=(-2, -1))
+    return ln.namespace(M).sum(M * M, axis=(-2, -1))
 
 
-def is_object(M: Any) -> bool:
-    return isinstance(M, np.ndarray) and M.dtype == object
+def last_sum(x: Any) -> Any:
+    """Sum over the last axis (float arrays of any namespace, or object arrays)."""
+    return np.sum(x, axis=-1) if is_object(x) else ln.namespace(x).sum(x, axis=-1)
+
+
+def last_prod(x: Any) -> Any:
+    """Product over the last axis (float arrays of any namespace, or object arrays)."""
+    return np.prod(x, axis=-1) if is_object(x) else ln.namespace(x).prod(x, axis=-1)
 
 
 def norm2(M: Any) -> Any:
@@ -88,7 +102,7 @@ def norm2(M: Any) -> Any:
         flat = M.reshape(-1, *M.shape[-2:])
         out = [max(mpmath.svd_r(mpmath.matrix(A.tolist()), compute_uv=False)) for A in flat]
         return np.array(out, dtype=object).reshape(M.shape[:-2]) if M.ndim > 2 else out[0]
-    return np.linalg.svd(M, compute_uv=False)[..., 0]
+    return ln.namespace(M).linalg.svdvals(M)[..., 0]
 
 
 def eye_as(M: Any, n: int) -> Any:
@@ -120,7 +134,9 @@ def real_power(x: Any, p: Fraction) -> Any:
     if isinstance(x, sp.Basic):
         return x ** sp.Rational(p.numerator, p.denominator)
     if p == 0:
-        return np.ones_like(x) if isinstance(x, np.ndarray) else 1
+        if isinstance(x, np.ndarray):
+            return np.ones_like(x)
+        return ln.namespace(x).ones_like(x) if hasattr(x, "__array_namespace__") else 1
     if is_object(np.asarray(x)) or isinstance(x, mpmath.mpf):
         return x ** (mpmath.mpf(p.numerator) / p.denominator)
     return x ** (p.numerator / p.denominator)
@@ -366,20 +382,23 @@ def chain_norms(psis: Sequence[Any]) -> ChainNorms:
     P = psis[0]
     for Q in psis[1:]:
         P = P @ Q
-    stack = lambda xs: np.stack([np.asarray(x) for x in xs], axis=-1)  # noqa: E731
+    if is_object(psis[0]):
+        stack = lambda xs: np.stack([np.asarray(x) for x in xs], axis=-1)  # noqa: E731
+    else:
+        stack = lambda xs: ln.namespace(*xs).stack(xs, axis=-1)  # noqa: E731
     return ChainNorms(stack([frob2(Q) for Q in psis]), stack([norm2(Q) for Q in psis]), norm2(P), frob2(P))
 
 
 def s50_printed(c: ChainNorms) -> tuple[Any, Any, Any, Any]:
     """(S50): sum ||Psi_k||_F^2 >= sum ||Psi_k||_2^2 >= m [prod ||Psi_k||_2]^{2/m} >= m ||prod Psi_k||_2^{2/m}."""
     m = c.m
-    return (np.sum(c.fro2, axis=-1), np.sum(c.spec**2, axis=-1),
-            m * real_power(np.prod(c.spec, axis=-1), Fraction(2, m)), m * real_power(c.prod_spec, Fraction(2, m)))
+    return (last_sum(c.fro2), last_sum(c.spec**2),
+            m * real_power(last_prod(c.spec), Fraction(2, m)), m * real_power(c.prod_spec, Fraction(2, m)))
 
 
 def lemma4_printed(c: ChainNorms) -> tuple[Any, Any]:
     """Lemma 4: sum ||Psi_k||_F^2 >= m ||prod Psi_k||_2^{2/m}."""
-    return np.sum(c.fro2, axis=-1), c.m * real_power(c.prod_spec, Fraction(2, c.m))
+    return last_sum(c.fro2), c.m * real_power(c.prod_spec, Fraction(2, c.m))
 
 
 def _with(members: tuple, index: int, value: Any) -> tuple:
@@ -387,10 +406,10 @@ def _with(members: tuple, index: int, value: Any) -> tuple:
 
 
 S50_MUTANTS = {
-    "AM-GM with constant m + 1": lambda c: _with(s50_printed(c), 2, (c.m + 1) * real_power(np.prod(c.spec, axis=-1), Fraction(2, c.m))),
-    "AM-GM exponent 1/m instead of 2/m": lambda c: _with(s50_printed(c), 2, c.m * real_power(np.prod(c.spec, axis=-1), Fraction(1, c.m))),
+    "AM-GM with constant m + 1": lambda c: _with(s50_printed(c), 2, (c.m + 1) * real_power(last_prod(c.spec), Fraction(2, c.m))),
+    "AM-GM exponent 1/m instead of 2/m": lambda c: _with(s50_printed(c), 2, c.m * real_power(last_prod(c.spec), Fraction(1, c.m))),
     "Frobenius norm of the product in the last member": lambda c: _with(s50_printed(c), 3, c.m * real_power(c.prod_fro2, Fraction(1, c.m))),
-    "unsquared spectral norms in the second member": lambda c: _with(s50_printed(c), 1, np.sum(c.spec, axis=-1)),
+    "unsquared spectral norms in the second member": lambda c: _with(s50_printed(c), 1, last_sum(c.spec)),
 }
 LEMMA4_MUTANTS = {
     "constant m + 1": lambda c: (lemma4_printed(c)[0], (c.m + 1) * real_power(c.prod_spec, Fraction(2, c.m))),
@@ -414,7 +433,7 @@ def chain_slacks(members: Sequence[Any]) -> np.ndarray:
 
 def chain_batches(ctx: Context) -> list[tuple[tuple[int, ...], str, list[np.ndarray]]]:
     rng = ctx.rng("chains")
-    n = max(4, ctx.profile.instances // (len(CHAIN_DIMS) * len(CHAIN_KINDS)))
+    n = max(4, -(-ctx.profile.instances // (len(CHAIN_DIMS) * len(CHAIN_KINDS))))
     return [(dims, kind, random_chains(rng, n, dims, kind)) for dims in CHAIN_DIMS for kind in CHAIN_KINDS]
 
 
@@ -431,18 +450,25 @@ def slack_measurement(slacks: np.ndarray, owners: list[dict], names: Sequence[st
     return batch_measurement(worst, tolerance, reason, shapes, lambda i: owners[i], **details)
 
 
-@check("S50", method="float", printed=s50_printed, mutants=S50_MUTANTS)
-def s50_each_inequality_float(ctx: Context, formula) -> Measurement:
-    """Random chains Psi_1..Psi_m (m = 1..8, rectangular, rank one, equal norms, aligned, tight,
-    orthogonal, scaled) with LAPACK norms: each of the three inequalities of (S50) separately;
-    details give each one's smallest relative slack (0: attained)."""
+def random_chain_measurement(ctx: Context, formula, names: Sequence[str]) -> Measurement:
+    """The chain of inequalities ``formula`` on the random and structured chains of ``chain_batches``:
+    norms and members on ``ctx.xp``, the relative slacks on the host."""
     slacks, owners, shapes = [], [], []
     for dims, kind, psis in chain_batches(ctx):
-        slacks.append(chain_slacks(formula(chain_norms(psis))))
+        members = map_chunks(ctx, lambda *P: tuple(formula(chain_norms(list(P)))), psis)
+        slacks.append(chain_slacks(members))
         owners += [{"dims": dims, "kind": kind, "Psi": [P[i] for P in psis]} for i in range(psis[0].shape[0])]
         shapes.append(f"{'x'.join(map(str, dims))} {kind}")
-    return slack_measurement(np.concatenate(slacks), [to_jsonable(o) for o in owners], INEQUALITY_NAMES,
+    return slack_measurement(np.concatenate(slacks), [to_jsonable(o) for o in owners], names,
                              FLOAT_TOL, FLOAT_REASON, sorted(set(shapes)))
+
+
+@check("S50", method="float", printed=s50_printed, mutants=S50_MUTANTS, backend=True)
+def s50_each_inequality_float(ctx: Context, formula) -> Measurement:
+    """Random chains Psi_1..Psi_m (m = 1..8, rectangular, rank one, equal norms, aligned, tight,
+    orthogonal, scaled) with LAPACK norms on ``ctx.xp``: each of the three inequalities of (S50)
+    separately; details give each one's smallest relative slack (0: attained)."""
+    return random_chain_measurement(ctx, formula, INEQUALITY_NAMES)
 
 
 def mp_chains(ctx: Context, per: int = 2) -> list[tuple[tuple[int, ...], str, list[np.ndarray]]]:
@@ -580,16 +606,12 @@ def lemma4_sharpness_optimizer(ctx: Context, formula) -> Measurement:
                        counterexample=details if -best > FLOAT_TOL else None, details=details)
 
 
-@check("Lemma 4", method="float", printed=lemma4_printed, mutants=LEMMA4_MUTANTS, name="lemma4_random_chains_float")
+@check("Lemma 4", method="float", printed=lemma4_printed, mutants=LEMMA4_MUTANTS, name="lemma4_random_chains_float",
+       backend=True)
 def lemma4_random_chains_float(ctx: Context, formula) -> Measurement:
-    """The inequality of Lemma 4 end to end on the random and structured chains of the (S50) check."""
-    slacks, owners, shapes = [], [], []
-    for dims, kind, psis in chain_batches(ctx):
-        slacks.append(chain_slacks(formula(chain_norms(psis))))
-        owners += [{"dims": dims, "kind": kind, "Psi": [P[i] for P in psis]} for i in range(psis[0].shape[0])]
-        shapes.append(f"{'x'.join(map(str, dims))} {kind}")
-    return slack_measurement(np.concatenate(slacks), [to_jsonable(o) for o in owners], ("Lemma 4",),
-                             FLOAT_TOL, FLOAT_REASON, sorted(set(shapes)))
+    """The inequality of Lemma 4 end to end on the random and structured chains of the (S50) check (on
+    ``ctx.xp``)."""
+    return random_chain_measurement(ctx, formula, ("Lemma 4",))
 
 
 # === (S51)-(S53): the maximal value of nu(B) ========================================================
@@ -651,7 +673,7 @@ DEPTHS = range(1, 9)
 def t_batches(ctx: Context, key: str, per: int | None = None):
     """(cell, m, T, U, s, V) over the shapes of T (square, rectangular, deficient, repeated) and m = 1..8."""
     rng = ctx.rng(key)
-    n = per or max(2, ctx.profile.instances // (len(T_CELLS) * len(DEPTHS) * len(B_KINDS)))
+    n = per or max(2, -(-ctx.profile.instances // (len(T_CELLS) * len(DEPTHS) * len(B_KINDS))))
     for cell in T_CELLS:
         for m in DEPTHS:
             T = random_targets(rng, n, cell)
@@ -668,21 +690,21 @@ S51_MUTANTS = {
     "sigma_max^m on the right": lambda B, T, m: _with(s51_printed(B, T, m), 2, norm2(T) ** m),
     "sigma_max^(m-2) on the right": lambda B, T, m: _with(s51_printed(B, T, m), 2, norm2(T) ** (m - 2)),
     "Frobenius norms in the middle": lambda B, T, m: _with(s51_printed(B, T, m), 1,
-                                                          np.sqrt(frob2(B)) ** m * np.sqrt(frob2(T)) ** (m - 1)),
+                                                          frob2(B) ** (m / 2) * frob2(T) ** ((m - 1) / 2)),
 }
 S51_NAMES = ("sub-multiplicativity", "||B||_2 <= ||B||_F = 1")
 
 
-@check("S51", method="float", printed=s51_printed, mutants=S51_MUTANTS)
+@check("S51", method="float", printed=s51_printed, mutants=S51_MUTANTS, backend=True)
 def s51_both_inequalities_float(ctx: Context, formula) -> Measurement:
     """T of every shape (rectangular, deficient, sigma_1 = sigma_2, sigma_max from 0.45 to 9), m = 1..8,
-    B with ||B||_F = 1 (Gaussian, rank one, rank two, u v^T), LAPACK norms: both inequalities of
-    (S51), each with its smallest relative slack."""
+    B with ||B||_F = 1 (Gaussian, rank one, rank two, u v^T), LAPACK norms on ``ctx.xp``: both
+    inequalities of (S51), each with its smallest relative slack (host)."""
     slacks, owners, shapes = [], [], set()
     for cell, m, T, U, s, V, rng in t_batches(ctx, "S51"):
         for kind in B_KINDS:
             B = unit_frobenius_b(rng, U, V, kind)
-            members = formula(B, T, m)
+            members = map_chunks(ctx, lambda B, T: tuple(formula(B, T, m)), (B, T))
             members = [members[0], members[1], np.broadcast_to(members[2], members[0].shape)]
             slacks.append(chain_slacks(members[::-1])[:, ::-1])
             owners += [{"T": T[i], "B": B[i], "m": m, "kind": kind} for i in range(T.shape[0])]
@@ -807,18 +829,23 @@ def s52_sympy(ctx: Context, formula) -> Measurement:
                        details={"depths": f"1..{ctx.profile.max_depth}"})
 
 
-@check("S52", method="float", printed=s52_printed, mutants=S52_MUTANTS)
+@check("S52", method="float", printed=s52_printed, mutants=S52_MUTANTS, backend=True)
 def s52_float(ctx: Context, formula) -> Measurement:
     """T of every shape, m = 1..8, (u, v) a top singular pair (a random pair in the top singular
     subspace when sigma_1 = sigma_2): ||(B T^T)^{m-1} B||_2 from LAPACK equals the printed value and
-    ||B||_F = 1. Details: with sigma_1 = sigma_2, a mismatched pair u_1 v_2^T gives 0 instead."""
+    ||B||_F = 1, on ``ctx.xp``. Details (host): with sigma_1 = sigma_2, a mismatched pair u_1 v_2^T gives 0
+    instead."""
     residuals, owners, shapes, mismatched = [], [], set(), []
-    for cell, m, T, U, s, V, rng in t_batches(ctx, "S52", max(2, ctx.profile.instances // (len(T_CELLS) * len(DEPTHS)))):
+    per = max(2, -(-ctx.profile.instances // (len(T_CELLS) * len(DEPTHS))))
+    for cell, m, T, U, s, V, rng in t_batches(ctx, "S52", per):
         u, v = paired_top_vectors(rng, Minima(cell, "", [], None, U, s, V))
-        B = formula.B(u, v)
-        truth = norm2(chain_power(B, T, m))
-        value = formula.value(s[:, 0], m)
-        residuals.append(np.abs(truth - value) / np.maximum(np.abs(truth), 1e-300) + np.abs(np.sqrt(frob2(B)) - 1))
+
+        def on_backend(u, v, T, s1):
+            B = formula.B(u, v)
+            return norm2(chain_power(B, T, m)), formula.value(s1, m), frob2(B)
+
+        truth, value, b2 = map_chunks(ctx, on_backend, (u, v, T, s[:, 0]))
+        residuals.append(np.abs(truth - value) / np.maximum(np.abs(truth), 1e-300) + np.abs(np.sqrt(b2) - 1))
         owners += [{"T": T[i], "m": m, "u": u[i], "v": v[i]} for i in range(T.shape[0])]
         shapes.add(cell.label().split(" Sigma_x")[0])
         if cell.repeated and m > 1:
