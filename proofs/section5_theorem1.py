@@ -286,17 +286,18 @@ def kron_vec(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a[..., :, None] * b[..., None, :]).reshape(*a.shape[:-1], -1)
 
 
-def top_eigen(weights: Sequence[np.ndarray], data: ln.Data) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def top_eigen(weights: Sequence[ln.Array], data: ln.Data) -> tuple[ln.Array, ln.Array, ln.Array]:
     """Eigenvalues (ascending) and eigenvectors of the small operator 2 Phi^T Phi, and the
-    operator itself (dense, batched)."""
+    operator itself (dense, batched, any Array-API namespace)."""
     S = lemma3.small_operator(list(weights), data)
-    values, vectors = np.linalg.eigh(S)
+    values, vectors = ln.namespace(S).linalg.eigh(S)
     return values, vectors, S
 
 
-def hessian_lambda_max(weights: Sequence[np.ndarray], data: ln.Data) -> np.ndarray:
+def hessian_lambda_max(weights: Sequence[ln.Array], data: ln.Data) -> ln.Array:
     """lambda_max of H = 2 Phi Phi^T (N x N, the Hessian itself, not the small operator)."""
-    return np.linalg.eigvalsh(lemma3.hessian(list(weights), data))[..., -1]
+    H = lemma3.hessian(list(weights), data)
+    return ln.namespace(H).linalg.eigvalsh(H)[..., -1]
 
 
 def fd_lambda_max(weights: Sequence[np.ndarray], data: ln.Data) -> np.ndarray:
@@ -1003,23 +1004,44 @@ class Evidence:
         return self.small_values[:, -1]
 
 
-def gather(batch: Minima) -> Evidence:
-    values, vectors, S = top_eigen(batch.weights, batch.data)
-    return Evidence(batch, hessian_lambda_max(batch.weights, batch.data), values, vectors, S,
-                    lemma3.phi(batch.weights, batch.data))
+def on_backend(ctx: Context, batch: Minima, fn: Callable[[list, ln.Data], Any]) -> Any:
+    """``fn(weights, data)`` for the minima of ``batch``, on ``ctx.xp`` in chunks, back on the host."""
+    m, d = len(batch.weights), batch.data
+
+    def chunk(*arrays: Any) -> Any:
+        return fn(list(arrays[:m]), ln.Data(*arrays[m:]))
+
+    return map_chunks(ctx, chunk, (*batch.weights, d.Sigma_x, d.Sigma_yx, d.T, d.Sigma_x_half, np.asarray(d.y2)))
+
+
+def gather(batch: Minima, ctx: Context | None = None) -> Evidence:
+    """The ground truth of a batch, computed on the backend of ``ctx`` (NumPy without one)."""
+    def truth(W: list, data: ln.Data) -> tuple:
+        values, vectors, S = top_eigen(W, data)
+        return hessian_lambda_max(W, data), values, vectors, S, lemma3.phi(W, data)
+
+    lam_H, values, vectors, S, Phi = on_backend(ctx or Context(), batch, truth)
+    return Evidence(batch, lam_H, values, vectors, S, Phi)
 
 
 @lru_cache(maxsize=2)  # one check's variants share it; large under the thorough profile
-def evidence(seed: int, cells: tuple[Cell, ...], families: tuple[str, ...], n: int) -> tuple[Evidence, ...]:
-    """Minima of every (cell, family), n each, from the seed, with their ground truth (cached so
-    that a check's variants all see, and pay for, one set)."""
+def evidence(seed: int, cells: tuple[Cell, ...], families: tuple[str, ...], n: int, backend: str = "numpy",
+             xp: Any = None) -> tuple[Evidence, ...]:
+    """Minima of every (cell, family), n each, from the seed, with their ground truth computed on the
+    backend ``xp`` (cached so that a check's variants all see, and pay for, one set)."""
     rng = np.random.default_rng(seed)
-    return tuple(gather(realize(rng, cell, family, n)) for cell in cells for family in families)
+    ctx = Context(backend=backend, xp=xp)
+    return tuple(gather(realize(rng, cell, family, n), ctx) for cell in cells for family in families)
 
 
-def check_evidence(ctx: Context, cells: Sequence[Cell], families: Sequence[str] = FAMILIES) -> tuple[Evidence, ...]:
-    n = max(4, ctx.profile.instances // (len(cells) * len(families)))
-    return evidence(derive_seed(ctx.check_seed, "evidence"), tuple(cells), tuple(families), n)
+def check_evidence(ctx: Context, cells: Sequence[Cell], families: Sequence[str] = FAMILIES,
+                   counted: int | None = None, backend: bool = False) -> tuple[Evidence, ...]:
+    """Evidence with at least ``ctx.profile.instances`` minima in the ``counted`` families (default all),
+    computed on ``ctx.xp`` for checks registered with ``backend=True``, on NumPy otherwise."""
+    n = max(4, -(-ctx.profile.instances // (len(cells) * (counted or len(families)))))
+    on_xp = backend and ctx.xp is not None
+    return evidence(derive_seed(ctx.check_seed, "evidence"), tuple(cells), tuple(families), n,
+                    ctx.backend if on_xp else "numpy", ctx.xp if on_xp else None)
 
 
 @lru_cache(maxsize=16)
@@ -2319,22 +2341,27 @@ def s64_every_m(ctx: Context, formula) -> Measurement:
                        counterexample=None if diff == 0 else {"difference": str(diff)})
 
 
-def flattest_residuals(formula, ev: Evidence) -> np.ndarray:
+def value_on(ctx: Context | None, formula, s1: np.ndarray, m: int) -> np.ndarray:
+    """formula(sigma_max(T), m) evaluated on the backend of ``ctx`` (NumPy without one)."""
+    return map_chunks(ctx or Context(), lambda x: formula(x, m), (s1,))
+
+
+def flattest_residuals(formula, ev: Evidence, ctx: Context | None = None) -> np.ndarray:
     b = ev.minima
-    value = formula(b.s[:, 0], b.cell.m)
+    value = value_on(ctx, formula, b.s[:, 0], b.cell.m)
     return np.maximum(np.abs(ev.lam_H - value), np.abs(ev.lam - value)) / value
 
 
-@check("S64", method="float", printed=s64_printed, mutants=FLATTEST_VALUE_MUTANTS)
+@check("S64", method="float", printed=s64_printed, mutants=FLATTEST_VALUE_MUTANTS, backend=True)
 def s64_canonical_float(ctx: Context, formula) -> Measurement:
     """Canonical solutions of every shape (Sigma_x = I; rectangular, deficient, sigma_1 = sigma_2):
-    lambda_max of H = 2 Phi Phi^T (dense N x N) and of 2 Phi^T Phi equal the printed value; on small
-    shapes also lambda_max of the finite-difference Hessian. Details: the vertex maximising (S63) is
-    (1, 1) (ties allowed when sigma_1 = sigma_2)."""
+    lambda_max of H = 2 Phi Phi^T (dense N x N) and of 2 Phi^T Phi equal the printed value, both on
+    ``ctx.xp``; on small shapes also lambda_max of the finite-difference Hessian (host). Details: the
+    vertex maximising (S63) is (1, 1) (ties allowed when sigma_1 = sigma_2)."""
     residuals, owners, shapes, fd_res, not_11 = [], [], set(), [], 0
-    for ev in check_evidence(ctx, CELLS, ("canonical",)):
+    for ev in check_evidence(ctx, CELLS, ("canonical",), backend=True):
         b = ev.minima
-        residuals.append(flattest_residuals(formula, ev))
+        residuals.append(flattest_residuals(formula, ev, ctx))
         owners += [lambda i=i, b=b: b.instance(i) for i in range(b.n)]
         shapes.add(b.cell.label())
         candidates = np.array(s63_printed([b.s[:, q] for q in range(b.s.shape[1])], b.cell.m), dtype=float)
@@ -2380,16 +2407,17 @@ def sigma_cells() -> tuple[Cell, ...]:
     return tuple(c.with_sigma(s) for s in ("scaled", "spd") for c in CELLS)
 
 
-@check("S64", method="float", printed=s64_printed, mutants=FLATTEST_VALUE_MUTANTS, without="Sigma_x = I")
+@check("S64", method="float", printed=s64_printed, mutants=FLATTEST_VALUE_MUTANTS, without="Sigma_x = I",
+       backend=True)
 def s64_sigma_x(ctx: Context, formula) -> Measurement:
     """Canonical solutions with Sigma_x = c I and SPD (every shape): lambda_max of H (dense) against the
-    printed value, which drops Sigma_x^{1/2}. Details: for Sigma_x = c I the ratio lambda_max / printed
-    (it is c); and, on the manifold-estimate instances, whether the canonical solution still
-    minimises lambda_max (its lambda_max against the estimated minimum)."""
+    printed value, which drops Sigma_x^{1/2}, both on ``ctx.xp``. Details (host): for Sigma_x = c I the
+    ratio lambda_max / printed (it is c); and, on the manifold-estimate instances, whether the canonical
+    solution still minimises lambda_max (its lambda_max against the estimated minimum)."""
     residuals, owners, sizes, ratios = [], [], [], {}
-    for ev in check_evidence(ctx, sigma_cells(), ("canonical",)):
+    for ev in check_evidence(ctx, sigma_cells(), ("canonical",), backend=True):
         b = ev.minima
-        r = flattest_residuals(formula, ev)
+        r = flattest_residuals(formula, ev, ctx)
         residuals += list(r)
         value = formula(b.s[:, 0], b.cell.m)
         owners += [lambda i=i, b=b, ev=ev, value=value: b.instance(
@@ -2427,39 +2455,39 @@ def excess_over(value: np.ndarray, lam: np.ndarray) -> np.ndarray:
     return (lam - value) / value
 
 
-def random_family_excess(formula, evs: Iterable[Evidence]) -> float:
+def random_family_excess(formula, evs: Iterable[Evidence], ctx: Context | None = None) -> float:
     """Smallest relative excess of lambda_max over the printed value at random minima of depth >= 2
-    (at m = 1 the only minimum is W_1 = T)."""
-    out = [excess_over(formula(ev.minima.s[:, 0], ev.minima.cell.m), ev.lam_H)
+    (at m = 1 the only minimum is W_1 = T); the value on the backend of ``ctx``."""
+    out = [excess_over(value_on(ctx, formula, ev.minima.s[:, 0], ev.minima.cell.m), ev.lam_H)
            for ev in evs if ev.minima.family == RANDOM and ev.minima.cell.m > 1]
     return float(np.min(np.concatenate(out)))
 
 
-@check("S65", method="float", printed=s65_printed, mutants=FLATTEST_VALUE_MUTANTS)
+@check("S65", method="float", printed=s65_printed, mutants=FLATTEST_VALUE_MUTANTS, backend=True)
 def s65_flattest_families_float(ctx: Context, formula) -> Measurement:
     """Canonical, rotated and rebalanced flattest minima of every shape (Sigma_x = I; rectangular,
     deficient, sigma_1 = sigma_2): lambda_max of H (dense N x N) and of 2 Phi^T Phi equal the printed
-    value; on small shapes also the finite-difference Hessian's. Random minima (S104) must exceed it
-    (shown: the value is specific to flattest minima)."""
+    value, both on ``ctx.xp``; on small shapes also the finite-difference Hessian's (host). Random minima
+    (S104) must exceed it (shown: the value is specific to flattest minima)."""
     residuals, owners, shapes, fd_res = [], [], set(), []
-    evs = check_evidence(ctx, CELLS)
+    evs = check_evidence(ctx, CELLS, counted=len(FLATTEST), backend=True)
     for ev in evs:
         if ev.minima.family in FLATTEST:
             b = ev.minima
-            residuals.append(flattest_residuals(formula, ev))
+            residuals.append(flattest_residuals(formula, ev, ctx))
             owners += [lambda i=i, b=b: b.instance(i) for i in range(b.n)]
             shapes.add(f"{b.cell.label()} {b.family}")
     for ev, fd, _ in shared_fd(ctx):
         if ev.minima.family in FLATTEST and ev.minima.cell.sigma == "identity":
             fd_res.append(np.abs(fd - formula(ev.minima.s[:, 0], ev.minima.cell.m)) / fd)
-    fd, excess = float(np.max(np.concatenate(fd_res))), random_family_excess(formula, evs)
+    fd, excess = float(np.max(np.concatenate(fd_res))), random_family_excess(formula, evs, ctx)
     meas = batch_measurement(np.concatenate(residuals), FLOAT_TOL, FLOAT_REASON + f"; finite differences: {FD_TOL}",
                              sorted(shapes), lambda i: owners[i](),
                              **{"max relative deviation of the finite-difference Hessian": fd,
                                 "min relative excess at random minima (must be > 1e-6)": excess,
                                 **{f"{f}: max relative residual": v for f, v in per_family_evidence(
                                     [ev for ev in evs if ev.minima.family in FLATTEST],
-                                    lambda ev: flattest_residuals(formula, ev)).items()}})
+                                    lambda ev: flattest_residuals(formula, ev, ctx)).items()}})
     meas.holds = bool(meas.ok and fd <= FD_TOL and excess > NEGATIVE_MARGIN)
     return meas
 
