@@ -110,7 +110,7 @@ def eye_as(M: Any, n: int) -> Any:
         return sp.eye(n)
     if is_object(M):
         return np.array([[M.flat[0] * 0 + (i == j) for j in range(n)] for i in range(n)], dtype=object)
-    return np.eye(n)
+    return ln.eye(n, M)
 
 
 def outer(u: Any, v: Any) -> Any:
@@ -1004,14 +1004,16 @@ class Evidence:
         return self.small_values[:, -1]
 
 
-def on_backend(ctx: Context, batch: Minima, fn: Callable[[list, ln.Data], Any]) -> Any:
-    """``fn(weights, data)`` for the minima of ``batch``, on ``ctx.xp`` in chunks, back on the host."""
+def on_backend(ctx: Context, batch: Minima, fn: Callable[..., Any], *extra: np.ndarray) -> Any:
+    """``fn(weights, data, *extra)`` for the minima of ``batch`` (``extra``: more per-instance arrays),
+    on ``ctx.xp`` in chunks, back on the host."""
     m, d = len(batch.weights), batch.data
 
     def chunk(*arrays: Any) -> Any:
-        return fn(list(arrays[:m]), ln.Data(*arrays[m:]))
+        return fn(list(arrays[:m]), ln.Data(*arrays[m:m + 5]), *arrays[m + 5:])
 
-    return map_chunks(ctx, chunk, (*batch.weights, d.Sigma_x, d.Sigma_yx, d.T, d.Sigma_x_half, np.asarray(d.y2)))
+    return map_chunks(ctx, chunk, (*batch.weights, d.Sigma_x, d.Sigma_yx, d.T, d.Sigma_x_half, np.asarray(d.y2),
+                                   *extra))
 
 
 def gather(batch: Minima, ctx: Context | None = None) -> Evidence:
@@ -1369,7 +1371,8 @@ def s55_sides(formula, weights: Sequence[Any], data: ln.Data, B: Any) -> tuple[l
     """Per layer k: ||Phi_k vec(B)||^2 with Phi_k from lemma3.phi_blocks (Kronecker products, (S47)),
     and the printed right side of (S55)."""
     b = ln.vec(B)
-    truth = [np.sum((P @ b[..., None])[..., 0] ** 2, axis=-1) for P in lemma3.phi_blocks(list(weights), data)]
+    total = np.sum if is_object(b) else ln.namespace(b).sum
+    truth = [total((P @ b[..., None])[..., 0] ** 2, axis=-1) for P in lemma3.phi_blocks(list(weights), data)]
     printed = [formula(A, B, Bk, data.Sigma_x_half) for A, Bk in zip(ln.above(list(weights)), ln.below(list(weights)))]
     return truth, printed
 
@@ -1394,16 +1397,17 @@ def s55_exact(ctx: Context, formula) -> Measurement:
                              lambda i: owners[i])
 
 
-@check("S55", method="float", printed=s55_printed, mutants=S55_MUTANTS)
+@check("S55", method="float", printed=s55_printed, mutants=S55_MUTANTS, backend=True)
 def s55_float(ctx: Context, formula) -> Measurement:
     """Float, at minima of every kind and shape and Sigma_x = I, c I, SPD, random B: ||Phi_k b||^2
-    (Kronecker Phi_k, (S47)) equals the printed Frobenius form for every k."""
+    (Kronecker Phi_k, (S47)) equals the printed Frobenius form for every k; both sides on ``ctx.xp``."""
     rng = ctx.rng("B")
     residuals, owners, shapes = [], [], set()
-    for ev in check_evidence(ctx, CELLS_ALL_SIGMA, (FLATTEST[1], RANDOM)):
+    for ev in check_evidence(ctx, CELLS_ALL_SIGMA, (FLATTEST[1], RANDOM), backend=True):
         b = ev.minima
         B = rng.standard_normal((b.n, b.cell.d_y, b.cell.d_x))
-        truth, printed = s55_sides(formula, b.weights, b.data, B)
+        sides = on_backend(ctx, b, lambda W, data, B: tuple(x for side in s55_sides(formula, W, data, B) for x in side), B)
+        truth, printed = sides[:b.cell.m], sides[b.cell.m:]
         scale = sum(truth)
         residuals.append(np.max([np.abs(t - p) / scale for t, p in zip(truth, printed)], axis=0))
         owners += [lambda i=i, b=b, B=B: b.instance(i, B=B[i]) for i in range(b.n)]
@@ -1482,6 +1486,8 @@ def s_roots(s: Any, dims: Sequence[int]) -> list[Any]:
     m = len(dims) - 1
     if isinstance(s, np.ndarray) and s.dtype != object:
         return [minima.diag_rect(s ** (1.0 / m), dims[i + 1], dims[i]) for i in range(m)]
+    if hasattr(s, "__array_namespace__"):  # a backend array
+        return [diag_rect(s ** (1.0 / m), dims[i + 1], dims[i]) for i in range(m)]
     return diag_factors([real_power(x, Fraction(1, m)) for x in s], dims)
 
 
@@ -1543,18 +1549,24 @@ def per_family_evidence(evs: Iterable[Evidence], values: Callable[[Evidence], np
     return family_table((ev.minima.family, float(np.max(values(ev)))) for ev in evs)
 
 
-@check("S57", method="float", printed=s57_printed, mutants=S57_MUTANTS)
+def s57_sides(ctx: Context, formula, b: Minima, B: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both sides of (S57) at the minima of ``b`` (canonical factors of their T on the right), on ``ctx.xp``."""
+    return on_backend(ctx, b, lambda W, data, B, s, U, V: tuple(formula(W, s_roots(s, b.cell.dims), U, V, B)),
+                      B, b.s, b.U, b.V)
+
+
+@check("S57", method="float", printed=s57_printed, mutants=S57_MUTANTS, backend=True)
 def s57_canonical_float(ctx: Context, formula) -> Measurement:
-    """At the canonical solution (27) of every shape (Sigma_x = I), random B: both sides of (S57).
-    Details: the same identity at other minima (with T's canonical factors on the right): it also holds
-    at rotated flattest minima (orthogonal conjugation keeps the norms), not at rebalanced or random
-    ones; the check requires it to fail at random minima of depth m >= 2 (it discriminates)."""
+    """At the canonical solution (27) of every shape (Sigma_x = I), random B: both sides of (S57), on
+    ``ctx.xp``. Details: the same identity at other minima (with T's canonical factors on the right): it
+    also holds at rotated flattest minima (orthogonal conjugation keeps the norms), not at rebalanced or
+    random ones; the check requires it to fail at random minima of depth m >= 2 (it discriminates)."""
     rng = ctx.rng("B")
     residuals, owners, shapes, families = [], [], set(), {}
-    for ev in check_evidence(ctx, CELLS):
+    for ev in check_evidence(ctx, CELLS, counted=1):
         b = ev.minima
         B = rng.standard_normal((b.n, b.cell.d_y, b.cell.d_x))
-        gap = relative_gap(formula(b.weights, s_roots(b.s, b.cell.dims), b.U, b.V, B))
+        gap = relative_gap(s57_sides(ctx, formula, b, B))
         if b.family == RANDOM and b.cell.m > 1:  # with m = 1 the only minimum is W_1 = T
             families[b.family] = min(families.get(b.family, np.inf), float(np.min(gap)))
         elif b.family != RANDOM:
@@ -1592,27 +1604,27 @@ def s57_exact(ctx: Context, formula) -> Measurement:
     return meas
 
 
-def s56_value_at(batch: Minima, B: np.ndarray) -> np.ndarray:
-    """(S56)'s objective 2 sum_k ||A_k^T B Sigma_x^{1/2} B_k^T||_F^2 at the minima of ``batch``, as the
-    quadratic form of the small operator 2 Phi^T Phi (Sigma_x included): b^T (2 Phi^T Phi) b."""
-    S = lemma3.small_operator(batch.weights, batch.data)
+def s56_value_at(weights: Sequence[ln.Array], data: ln.Data, B: ln.Array) -> ln.Array:
+    """(S56)'s objective 2 sum_k ||A_k^T B Sigma_x^{1/2} B_k^T||_F^2 at minima, as the quadratic form of the
+    small operator 2 Phi^T Phi (Sigma_x included): b^T (2 Phi^T Phi) b (any Array-API namespace)."""
+    S = lemma3.small_operator(list(weights), data)
     b = ln.vec(B)
-    return np.einsum("ni,nij,nj->n", b, S, b)
+    return ln.namespace(S).sum(b * (S @ b[..., None])[..., 0], axis=-1)
 
 
-@check("S57", method="float", printed=s57_printed, mutants=S57_MUTANTS, without="Sigma_x = I")
+@check("S57", method="float", printed=s57_printed, mutants=S57_MUTANTS, without="Sigma_x = I", backend=True)
 def s57_is_the_s56_objective(ctx: Context, formula) -> Measurement:
     """(S57) is introduced as (S56)'s objective at the canonical solution. With Sigma_x = I, c I and SPD
     (every shape, random B): 2 x the printed right side of (S57) against (S56)'s objective computed as
-    b^T (2 Phi^T Phi) b with Sigma_x kept. Fails once Sigma_x != I; details: the ratio of the two and
-    the smallest counterexample."""
+    b^T (2 Phi^T Phi) b with Sigma_x kept, both on ``ctx.xp``. Fails once Sigma_x != I; details: the ratio
+    of the two and the smallest counterexample."""
     rng = ctx.rng("B")
     residuals, owners, sizes, ratio = [], [], [], {}
-    for ev in check_evidence(ctx, CELLS_ALL_SIGMA, ("canonical",)):
+    for ev in check_evidence(ctx, CELLS_ALL_SIGMA, ("canonical",), backend=True):
         b = ev.minima
         B = rng.standard_normal((b.n, b.cell.d_y, b.cell.d_x))
-        printed = 2 * formula(b.weights, s_roots(b.s, b.cell.dims), b.U, b.V, B)[1]
-        truth = s56_value_at(b, B)
+        printed = 2 * s57_sides(ctx, formula, b, B)[1]
+        truth = on_backend(ctx, b, lambda W, data, B: s56_value_at(W, data, B), B)
         residuals += list(np.abs(printed - truth) / truth)
         owners += [lambda i=i, b=b, B=B, p=printed, t=truth: b.instance(
             i, B=B[i], **{"2 x (S57) right side": p[i], "(S56) objective with Sigma_x": t[i]}) for i in range(b.n)]
@@ -1715,8 +1727,22 @@ def sympy_diag(values: Sequence[sp.Expr], rows: int, cols: int) -> sp.Matrix:
     return D
 
 
+def diag_rect(values: ln.Array, rows: int, cols: int) -> ln.Array:
+    """Batched rows x cols matrices with ``values`` on the diagonal (truncated or zero-padded), on any
+    Array-API namespace (the same numbers as ``minima.diag_rect``)."""
+    xp = ln.namespace(values)
+    d = values.shape[-1]
+    if d >= cols:
+        v = values[..., :cols]
+    else:
+        v = xp.concat([values, xp.zeros((*values.shape[:-1], cols - d), dtype=values.dtype)], axis=-1)
+    return xp.eye(rows, cols, dtype=values.dtype) * v[..., None, :]
+
+
 def s_power(sig: Sequence[Any], d_y: int, d_x: int) -> Callable[[Fraction], Any]:
     """alpha -> S^alpha, the d_y x d_x diagonal of sigma_q^alpha of (S59) (0^0 = 1)."""
+    if hasattr(sig, "__array_namespace__") and not isinstance(sig, np.ndarray):  # a backend array
+        return lambda alpha: diag_rect(real_power(sig, alpha), d_y, d_x)
     if isinstance(sig[0], sp.Basic):
         return lambda alpha: sympy_diag([real_power(x, alpha) for x in sig], d_y, d_x)
     sig = np.asarray(sig)
@@ -1854,18 +1880,22 @@ def s59_sympy(ctx: Context, formula) -> Measurement:
     return symbolic_measurement(sym_cases(ctx), compare)
 
 
-@check("S59", method="float", printed=s59_printed, mutants=S59_MUTANTS, corrected=S59_CORRECTION)
+@check("S59", method="float", printed=s59_printed, mutants=S59_MUTANTS, corrected=S59_CORRECTION, backend=True)
 def s59_float(ctx: Context, formula) -> Measurement:
     """Canonical minima of every shape (Sigma_x = I): (S56)'s objective from the actual weights,
-    sum_k ||A_k^T B B_k^T||_F^2, against the right side of (S59) at B~ = U^T B V. Details: worst
-    relative gap for square and for rectangular T."""
+    sum_k ||A_k^T B B_k^T||_F^2, against the right side of (S59) at B~ = U^T B V, both on ``ctx.xp``.
+    Details: worst relative gap for square and for rectangular T."""
     rng = ctx.rng("B")
     residuals, owners, shapes, by_shape = [], [], set(), {}
-    for ev in check_evidence(ctx, CELLS, ("canonical",)):
+    for ev in check_evidence(ctx, CELLS, ("canonical",), backend=True):
         b = ev.minima
         B = rng.standard_normal((b.n, b.cell.d_y, b.cell.d_x))
-        truth = sum(frob2(tr(A) @ B @ tr(Bk)) for A, Bk in zip(ln.above(b.weights), ln.below(b.weights)))
-        printed = formula(s_power(b.s, b.cell.d_y, b.cell.d_x), tr(b.U) @ B @ b.V, b.cell.m)
+
+        def sides(W, data, B, s, U, V, cell=b.cell):
+            truth = sum(frob2(tr(A) @ B @ tr(Bk)) for A, Bk in zip(ln.above(W), ln.below(W)))
+            return truth, formula(s_power(s, cell.d_y, cell.d_x), tr(U) @ B @ V, cell.m)
+
+        truth, printed = on_backend(ctx, b, sides, B, b.s, b.U, b.V)
         gap = np.abs(truth - printed) / truth
         residuals.append(gap)
         key = "square" if b.cell.d_x == b.cell.d_y else "rectangular"
