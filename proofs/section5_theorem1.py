@@ -281,9 +281,10 @@ def paired_top_vectors(rng: np.random.Generator, batch: Minima) -> tuple[np.ndar
     return u, v
 
 
-def kron_vec(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """a (x) b for batched vectors."""
-    return (a[..., :, None] * b[..., None, :]).reshape(*a.shape[:-1], -1)
+def kron_vec(a: ln.Array, b: ln.Array) -> ln.Array:
+    """a (x) b for batched vectors (any Array-API namespace)."""
+    xp = ln.namespace(a, b)
+    return xp.reshape(a[..., :, None] * b[..., None, :], (*a.shape[:-1], a.shape[-1] * b.shape[-1]))
 
 
 def top_eigen(weights: Sequence[ln.Array], data: ln.Data) -> tuple[ln.Array, ln.Array, ln.Array]:
@@ -2646,21 +2647,27 @@ class TopVectorFindings:
         return np.maximum(self.chain, self.middle)
 
 
-def top_vector_findings(formula: TopVectorClaim, ev: Evidence, u: np.ndarray, v: np.ndarray) -> TopVectorFindings:
+def top_vector_findings(formula: TopVectorClaim, ev: Evidence, u: np.ndarray, v: np.ndarray,
+                        ctx: Context | None = None) -> TopVectorFindings:
+    """The findings at the minima of ``ev``, computed on the backend of ``ctx`` (NumPy without one)."""
     b = ev.minima
-    bs = formula.b_star(u, v)
-    B = ln.unvec(bs, b.cell.d_y, b.cell.d_x)
-    lhs, mid = formula.lhs(b.weights, B), formula.middle(b.weights, B)
-    value = formula.value(b.s[:, 0], b.cell.m)
-    lam, S = ev.lam, ev.small
-    Sb = (S @ bs[..., None])[..., 0]
-    rayleigh = np.sum(bs * Sb, axis=-1) / np.sum(bs * bs, axis=-1)
-    h = (ev.Phi @ bs[..., None])[..., 0]
-    h_rayleigh = 2 * np.sum((np.swapaxes(ev.Phi, -1, -2) @ h[..., None])[..., 0] ** 2, axis=-1) / np.sum(h * h, axis=-1)
-    return TopVectorFindings(
-        chain=np.maximum(0.0, (mid - lhs) / lhs), middle=np.abs(mid - value) / value, lhs=np.abs(lhs - lam) / lam,
-        deficit=1 - rayleigh / lam, eig_residual=np.linalg.norm(Sb - rayleigh[:, None] * bs, axis=-1) / lam,
-        h_deficit=1 - h_rayleigh / ev.lam_H, slack=(lhs - mid) / lhs)
+
+    def findings(W: list, data: ln.Data, u, v, s1, S, Phi, lam, lam_H) -> tuple:
+        xp = ln.namespace(S)
+        bs = formula.b_star(u, v)
+        B = ln.unvec(bs, b.cell.d_y, b.cell.d_x)
+        lhs, mid = formula.lhs(W, B), formula.middle(W, B)
+        value = formula.value(s1, b.cell.m)
+        Sb = (S @ bs[..., None])[..., 0]
+        rayleigh = xp.sum(bs * Sb, axis=-1) / xp.sum(bs * bs, axis=-1)
+        h = (Phi @ bs[..., None])[..., 0]
+        h_rayleigh = 2 * xp.sum((xp.matrix_transpose(Phi) @ h[..., None])[..., 0] ** 2, axis=-1) / xp.sum(h * h, axis=-1)
+        return (xp.clip((mid - lhs) / lhs, min=0.0), xp.abs(mid - value) / value, xp.abs(lhs - lam) / lam,
+                1 - rayleigh / lam, xp.linalg.vector_norm(Sb - rayleigh[:, None] * bs, axis=-1) / lam,
+                1 - h_rayleigh / lam_H, (lhs - mid) / lhs)
+
+    return TopVectorFindings(*on_backend(ctx or Context(), b, findings, u, v, b.s[:, 0], ev.small, ev.Phi, ev.lam,
+                                         ev.lam_H))
 
 
 def top_multiplicity(ev: Evidence, rtol: float = 1e-9) -> np.ndarray:
@@ -2668,7 +2675,7 @@ def top_multiplicity(ev: Evidence, rtol: float = 1e-9) -> np.ndarray:
     return np.sum(values >= values[:, -1:] * (1 - rtol), axis=-1)
 
 
-@check("S66", method="float", printed=s66_printed, mutants=S66_MUTANTS)
+@check("S66", method="float", printed=s66_printed, mutants=S66_MUTANTS, backend=True)
 def s66_float(ctx: Context, formula) -> Measurement:
     """Minima of every kind and shape (Sigma_x = I; sigma_1 = sigma_2 with a random top singular pair):
     at flattest minima (canonical, rotated, rebalanced) the chain of (S66) holds with equality, its left
@@ -2676,13 +2683,14 @@ def s66_float(ctx: Context, formula) -> Measurement:
     Phi b* of H = 2 Phi Phi^T); at random minima (S104) the chain still holds but b* must not be a top
     eigenvector (required for m >= 2 and rank T >= 2; for rank-one T it is a top eigenvector at every
     global minimum, reported in details as evidence against the converse). On small shapes Phi b* is also a top eigenvector of the finite-difference
-    Hessian. Details: slack of the inequality per family, a mismatched pair u_1, v_2 when
-    sigma_1 = sigma_2, and the multiplicity of the top eigenvalue."""
+    Hessian (host). Details: slack of the inequality per family, a mismatched pair u_1, v_2 when
+    sigma_1 = sigma_2, and the multiplicity of the top eigenvalue. Eigensolvers, b* and the chain run on
+    ``ctx.xp``."""
     rng = ctx.rng("pairs")
     residuals, owners, shapes, details, random_deficit = [], [], set(), {}, np.inf
-    for ev in check_evidence(ctx, CELLS):
+    for ev in check_evidence(ctx, CELLS, backend=True):
         b = ev.minima
-        found = top_vector_findings(formula, ev, *paired_top_vectors(rng, b))
+        found = top_vector_findings(formula, ev, *paired_top_vectors(rng, b), ctx)
         slack_key = f"min slack of the inequality, {b.family}"
         details[slack_key] = min(details.get(slack_key, np.inf), float(found.slack.min()))
         if b.family in FLATTEST:
@@ -2690,7 +2698,7 @@ def s66_float(ctx: Context, formula) -> Measurement:
             key = f"top eigenvalue multiplicity at flattest minima, {'sigma_1 = sigma_2' if b.cell.repeated else 'sigma_1 > sigma_2'}"
             details[key] = sorted(set(details.get(key, [])) | set(int(x) for x in top_multiplicity(ev)))
             if b.cell.repeated:
-                mismatched = top_vector_findings(formula, ev, b.U[:, :, 0], b.V[:, :, 1])
+                mismatched = top_vector_findings(formula, ev, b.U[:, :, 0], b.V[:, :, 1], ctx)
                 key = "max Rayleigh deficit of v_2 (x) u_1 at flattest minima, sigma_1 = sigma_2"
                 details[key] = max(details.get(key, 0.0), float(mismatched.deficit.max()))
         else:
@@ -2699,7 +2707,7 @@ def s66_float(ctx: Context, formula) -> Measurement:
                 random_deficit = min(random_deficit, float(found.deficit.min()))
             elif b.cell.rank == 1:  # every P_k, Q_k (k interior) is rank one along u, v: b* is always on top
                 key = "rank-one T, random minima: max Rayleigh deficit of b* / min excess of lambda_max over the value"
-                excess = float(np.min(excess_over(formula.value(b.s[:, 0], b.cell.m), ev.lam)))
+                excess = float(np.min(excess_over(value_on(ctx, formula.value, b.s[:, 0], b.cell.m), ev.lam)))
                 details[key] = [max(details.get(key, [0.0])[0], float(found.deficit.max())), excess]
         owners += [lambda i=i, b=b: b.instance(i) for i in range(b.n)]
         shapes.add(f"{b.cell.label()} {b.family}")
