@@ -99,12 +99,49 @@ def _spectrum(weights: Sequence[np.ndarray], data: ln.Data) -> np.ndarray | None
     return values if np.all(np.isfinite(values)) else None
 
 
-def soft_lambda_max(values: np.ndarray | None, beta: float) -> float:
-    """(1/beta) log sum exp(beta lambda_i): smooth, and within log(n)/beta above lambda_max."""
+def spectra(weights: Sequence[np.ndarray], data: ln.Data, X: np.ndarray) -> np.ndarray:
+    """The spectra (k, N) at conjugation_step(weights, x) for every row x of X (k, n), in one batched
+    evaluation; a row is inf where the step is singular or the spectrum not finite."""
+    k, factors, start = X.shape[0], [], 0
+    for d in hidden_widths(weights):
+        factors.append(np.eye(d) + X[:, start:start + d * d].reshape(k, d, d))
+        start += d * d
+    with np.errstate(all="ignore"):
+        try:
+            moved = minima.conjugate(weights, factors, [np.linalg.inv(f) for f in factors])
+            values = np.linalg.eigvalsh(lemma3.small_operator(moved, data))
+        except np.linalg.LinAlgError:  # a singular step: row by row, as the unbatched evaluation does
+            return _rows_or_inf([_spectrum(conjugation_step(weights, x), data) for x in X])
+    return np.where(np.all(np.isfinite(values), axis=-1, keepdims=True), values, np.inf)
+
+
+def _rows_or_inf(rows: list[np.ndarray | None]) -> np.ndarray:
+    """Spectra stacked, a row of inf for each that could not be computed."""
+    size = next((len(r) for r in rows if r is not None), 1)
+    return np.stack([np.full(size, np.inf) if r is None else r for r in rows])
+
+
+def soft_lambda_max(values: np.ndarray | None, beta: float) -> np.ndarray | float:
+    """(1/beta) log sum exp(beta lambda_i): smooth, and within log(n)/beta above lambda_max; for a batch of
+    spectra (k, N) one value per row (inf where the spectrum is)."""
     if values is None:
         return np.inf
-    top = values[-1]
-    return float(top + np.log(np.sum(np.exp(beta * (values - top)))) / beta)
+    top = values[..., -1:]
+    with np.errstate(invalid="ignore"):
+        soft = top[..., 0] + np.log(np.sum(np.exp(beta * (values - top)), axis=-1)) / beta
+    if values.ndim == 1:
+        return float(soft)
+    return np.where(np.isfinite(top[:, 0]), soft, np.inf)
+
+
+def soft_value_and_gradient(weights: Sequence[np.ndarray], data: ln.Data, beta: float,
+                            x: np.ndarray) -> tuple[float, np.ndarray]:
+    """The soft maximum at conjugation_step(weights, x) and its forward-difference gradient with
+    scipy's default steps (sqrt(eps) max(1, |x_i|)), all n + 1 points in one batched evaluation."""
+    h = np.sqrt(np.finfo(float).eps) * np.where(x >= 0, 1.0, -1.0) * np.maximum(1.0, np.abs(x))
+    values = soft_lambda_max(spectra(weights, data, np.vstack([x, x + np.diag(h)])), beta)
+    with np.errstate(invalid="ignore"):
+        return float(values[0]), (values[1:] - values[0]) / ((x + h) - x)
 
 
 def descend(weights: Sequence[np.ndarray], data: ln.Data, rng: np.random.Generator,
@@ -121,9 +158,9 @@ def descend(weights: Sequence[np.ndarray], data: ln.Data, rng: np.random.Generat
     evaluations = stages = 0
     for relative in (sharpness if n else ()):
         beta = relative / current
-        result = minimize(lambda x: soft_lambda_max(_spectrum(conjugation_step(W, x), data), beta), np.zeros(n),
+        result = minimize(lambda x: soft_value_and_gradient(W, data, beta, x), np.zeros(n), jac=True,
                           method="BFGS", options=dict(maxiter=bfgs_iterations, gtol=1e-12))
-        evaluations += int(result.nfev)
+        evaluations += int(result.nfev) * (n + 1)  # each call evaluates n + 1 points
         stages += 1
         candidate = conjugation_step(W, result.x)
         spectrum = _spectrum(candidate, data)
