@@ -62,6 +62,17 @@ def eye(n: int, like: Array) -> Array:
     return xp.eye(n, dtype=like.dtype, device=_device(like))
 
 
+def diag_rect(values: Array, rows: int, cols: int) -> Array:
+    """Batched rows x cols matrices with ``values`` (..., d) on the diagonal, truncated or zero-padded."""
+    xp = namespace(values)
+    d = values.shape[-1]
+    if d >= cols:
+        v = values[..., :cols]
+    else:
+        v = xp.concat([values, xp.zeros((*values.shape[:-1], cols - d), dtype=values.dtype)], axis=-1)
+    return xp.eye(rows, cols, dtype=values.dtype) * v[..., None, :]
+
+
 def vec(M: Array) -> Array:
     """Column-major vectorisation over the last two axes."""
     xp = namespace(M)

@@ -44,6 +44,7 @@ from verify.search import search
 from . import dynamics as dy
 from . import flattest_search, instances, lemma3
 from . import linear_network as ln
+from .on_backend import map_chunks
 
 RECORD_TIMES = (0.0, 0.25, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0, 48.0, 64.0, 96.0, 128.0)
 STOP_GRADIENT = 1e-10  # a run ends once every instance's gradient norm is below this (or at t = 128): its limit
@@ -68,8 +69,8 @@ ORDER_REASON = ("GD changes W_{i+1}^T W_{i+1} - W_i W_i^T by exactly eta^2 (G_{i
                 "log2(drift(2 eta) / drift(eta)) must be 1 to within 0.1 for the steps used (eta <= 0.02; measured within 0.06)")
 
 
-def t(M: np.ndarray) -> np.ndarray:
-    return np.swapaxes(M, -1, -2)
+def t(M: ln.Array) -> ln.Array:
+    return ln.namespace(M).matrix_transpose(M)
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -532,7 +533,7 @@ def gram_step_corrected(U: np.ndarray, S: np.ndarray, V: np.ndarray) -> np.ndarr
 GRAM_SHAPES = tuple((r, c) for r in range(1, 5) for c in range(1, 5))
 
 
-@check("S6", method="float", printed=gram_step_printed, name="s6_gram_step_before_s6",
+@check("S6", method="float", printed=gram_step_printed, name="s6_gram_step_before_s6", backend=True,
        corrected=Variant(gram_step_corrected, reason="W^T W = V S^T S V^T for W = U S V^T: the printed V^T S^2 V "
                          "has the transposes on the wrong side (it is correct only when V is symmetric)",
                          text=r"\mathbf{W}_{i+1}^T\mathbf{W}_{i+1} = \mathbf{V}_{i+1}\mathbf{S}_{i+1}^T\mathbf{S}_{i+1}\mathbf{V}_{i+1}^T"),
@@ -540,19 +541,23 @@ GRAM_SHAPES = tuple((r, c) for r in range(1, 5) for c in range(1, 5))
                 "V S V^T (square dropped)": lambda U, S, V: V @ S @ t(V) if S.shape[-1] == S.shape[-2] else None})
 def s6_gram_step(ctx: Context, formula) -> Measurement:
     """The sentence before (S6) writes W_{i+1}^T W_{i+1} = V_{i+1}^T S_{i+1}^2 V_{i+1}. Compared with the Gram
-    matrix computed directly, on Gaussian matrices of every shape 1..4 x 1..4 (numpy's full SVD)."""
+    matrix computed directly, on Gaussian matrices of every shape 1..4 x 1..4 (full SVD), all on ``ctx.xp``."""
     rng = ctx.rng("gram")
-    per_shape = max(1, ctx.profile.instances // len(GRAM_SHAPES))
+    per_shape = max(1, -(-ctx.profile.instances // len(GRAM_SHAPES)))
+
+    def relative_error(W: ln.Array) -> ln.Array:
+        xp = ln.namespace(W)
+        U, s, Vt = xp.linalg.svd(W)
+        value = formula(U, ln.diag_rect(s, *W.shape[-2:]), t(Vt))
+        truth = t(W) @ W
+        if value is None or value.shape != truth.shape:
+            return xp.full(W.shape[:1], xp.inf, dtype=W.dtype)
+        return xp.linalg.matrix_norm(value - truth) / xp.linalg.matrix_norm(truth)
+
     worst, bad, count = 0.0, None, 0
     for rows, cols in GRAM_SHAPES:
         W = rng.standard_normal((per_shape, rows, cols))
-        U, s, Vt = np.linalg.svd(W)
-        S = np.zeros((per_shape, rows, cols))
-        S[:, np.arange(min(rows, cols)), np.arange(min(rows, cols))] = s
-        value = formula(U, S, t(Vt))
-        truth = t(W) @ W
-        res = (np.full(per_shape, np.inf) if value is None or value.shape != truth.shape else
-               np.linalg.norm(value - truth, axis=(-2, -1)) / np.linalg.norm(truth, axis=(-2, -1)))
+        res = map_chunks(ctx, relative_error, (W,))
         count += per_shape
         k = int(np.argmax(res))
         if not res[k] <= worst:

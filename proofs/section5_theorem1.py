@@ -1485,10 +1485,8 @@ def s_roots(s: Any, dims: Sequence[int]) -> list[Any]:
     """The canonical factors S_i^{1/m}: d_i x d_{i-1} diagonal matrices of sigma_q^{1/m} (batched float,
     or one matrix of sympy/mpf values)."""
     m = len(dims) - 1
-    if isinstance(s, np.ndarray) and s.dtype != object:
-        return [minima.diag_rect(s ** (1.0 / m), dims[i + 1], dims[i]) for i in range(m)]
-    if hasattr(s, "__array_namespace__"):  # a backend array
-        return [diag_rect(s ** (1.0 / m), dims[i + 1], dims[i]) for i in range(m)]
+    if hasattr(s, "__array_namespace__") and not is_object(s):  # float arrays of any namespace
+        return [ln.diag_rect(s ** (1.0 / m), dims[i + 1], dims[i]) for i in range(m)]
     return diag_factors([real_power(x, Fraction(1, m)) for x in s], dims)
 
 
@@ -1728,28 +1726,16 @@ def sympy_diag(values: Sequence[sp.Expr], rows: int, cols: int) -> sp.Matrix:
     return D
 
 
-def diag_rect(values: ln.Array, rows: int, cols: int) -> ln.Array:
-    """Batched rows x cols matrices with ``values`` on the diagonal (truncated or zero-padded), on any
-    Array-API namespace (the same numbers as ``minima.diag_rect``)."""
-    xp = ln.namespace(values)
-    d = values.shape[-1]
-    if d >= cols:
-        v = values[..., :cols]
-    else:
-        v = xp.concat([values, xp.zeros((*values.shape[:-1], cols - d), dtype=values.dtype)], axis=-1)
-    return xp.eye(rows, cols, dtype=values.dtype) * v[..., None, :]
-
-
 def s_power(sig: Sequence[Any], d_y: int, d_x: int) -> Callable[[Fraction], Any]:
     """alpha -> S^alpha, the d_y x d_x diagonal of sigma_q^alpha of (S59) (0^0 = 1)."""
-    if hasattr(sig, "__array_namespace__") and not isinstance(sig, np.ndarray):  # a backend array
-        return lambda alpha: diag_rect(real_power(sig, alpha), d_y, d_x)
+    if hasattr(sig, "__array_namespace__") and not is_object(sig):  # float arrays of any namespace
+        return lambda alpha: ln.diag_rect(real_power(sig, alpha), d_y, d_x)
     if isinstance(sig[0], sp.Basic):
         return lambda alpha: sympy_diag([real_power(x, alpha) for x in sig], d_y, d_x)
     sig = np.asarray(sig)
     if sig.dtype == object:
         return lambda alpha: diag_factors([real_power(x, alpha) for x in sig], (d_x, d_y))[0]
-    return lambda alpha: minima.diag_rect(real_power(sig, alpha), d_y, d_x)
+    return lambda alpha: ln.diag_rect(real_power(sig, alpha), d_y, d_x)
 
 
 @dataclass(frozen=True)
