@@ -442,14 +442,15 @@ def chain_batches(ctx: Context) -> list[tuple[tuple[int, ...], str, list[np.ndar
 def slack_measurement(slacks: np.ndarray, owners: list[dict], names: Sequence[str], tolerance: float,
                       reason: str, shapes: Sequence[str]) -> Measurement:
     """A chain of inequalities holds where every relative slack >= -tolerance; details: the
-    smallest slack of each step, the instance attaining it, and whether it is attained (<= 1e-12)."""
+    smallest slack of each step, the instance attaining it, and whether it is attained (<= 1e-12).
+    Owners are made JSON-ready only when reported (a thorough run has 1e5 of them)."""
     worst = np.maximum(0.0, -slacks).max(axis=-1)
     details = {}
     for j, name in enumerate(names):
         i = int(np.argmin(slacks[:, j]))
         details[f"min slack, {name}"] = float(slacks[i, j])
-        details[f"tightest instance, {name}"] = brief(owners[i])
-    return batch_measurement(worst, tolerance, reason, shapes, lambda i: owners[i], **details)
+        details[f"tightest instance, {name}"] = brief(to_jsonable(owners[i]))
+    return batch_measurement(worst, tolerance, reason, shapes, lambda i: to_jsonable(owners[i]), **details)
 
 
 def random_chain_measurement(ctx: Context, formula, names: Sequence[str]) -> Measurement:
@@ -461,7 +462,7 @@ def random_chain_measurement(ctx: Context, formula, names: Sequence[str]) -> Mea
         slacks.append(chain_slacks(members))
         owners += [{"dims": dims, "kind": kind, "Psi": [P[i] for P in psis]} for i in range(psis[0].shape[0])]
         shapes.append(f"{'x'.join(map(str, dims))} {kind}")
-    return slack_measurement(np.concatenate(slacks), [to_jsonable(o) for o in owners], names,
+    return slack_measurement(np.concatenate(slacks), owners, names,
                              FLOAT_TOL, FLOAT_REASON, sorted(set(shapes)))
 
 
@@ -711,7 +712,7 @@ def s51_both_inequalities_float(ctx: Context, formula) -> Measurement:
             slacks.append(chain_slacks(members[::-1])[:, ::-1])
             owners += [{"T": T[i], "B": B[i], "m": m, "kind": kind} for i in range(T.shape[0])]
             shapes.add(f"{cell.label()} m={m}")
-    return slack_measurement(np.concatenate(slacks), [to_jsonable(o) for o in owners], S51_NAMES,
+    return slack_measurement(np.concatenate(slacks), owners, S51_NAMES,
                              FLOAT_TOL, FLOAT_REASON, sorted(shapes))
 
 
