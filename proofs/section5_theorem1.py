@@ -1694,19 +1694,24 @@ def s58_exact(ctx: Context, formula) -> Measurement:
     return meas
 
 
-@check("S58", method="float", printed=s58_printed, mutants=S58_MUTANTS)
+@check("S58", method="float", printed=s58_printed, mutants=S58_MUTANTS, backend=True)
 def s58_float(ctx: Context, formula) -> Measurement:
-    """Float, every shape of the domain: U, V from the SVD of T, the canonical factors, random B: both
-    equalities of (S58)."""
+    """Float, every shape of the domain: U, V from the SVD of T (host), the canonical factors, random B:
+    both equalities of (S58), on ``ctx.xp``."""
     rng = ctx.rng("B")
     residuals, owners, shapes = [], [], set()
     for cell in CELLS:
-        T = random_targets(rng, max(4, ctx.profile.instances // len(CELLS)), cell)
+        T = random_targets(rng, max(4, -(-ctx.profile.instances // len(CELLS))), cell)
         U, s, Vt = clean_svd(T)
-        factors = s_roots(s, cell.dims)
-        X, Y = s58_ends(factors, cell.dims, factors[0])
         B = rng.standard_normal(T.shape)
-        r = np.max([relative_gap(pair) for pair in formula(X, Y, U, np.swapaxes(Vt, -1, -2), B)], axis=0)
+
+        def sides(s, U, V, B, dims=cell.dims):
+            factors = s_roots(s, dims)
+            (a, b), (c, d) = formula(*s58_ends(factors, dims, factors[0]), U, V, B)
+            return a, b, c, d
+
+        a, b, c, d = map_chunks(ctx, sides, (s, U, np.swapaxes(Vt, -1, -2), B))
+        r = np.maximum(relative_gap((a, b)), relative_gap((c, d)))
         residuals.append(r)
         owners += [{"T": T[i], "B": B[i], "dims": cell.dims} for i in range(T.shape[0])]
         shapes.add(cell.label())
@@ -2048,25 +2053,32 @@ def s61_every_m(ctx: Context, formula) -> Measurement:
                        details={"per-term difference (fixed k) without reindexing": str(per_term)})
 
 
-@check("S61", method="float", printed=s61_printed, mutants=S61_MUTANTS)
+@check("S61", method="float", printed=s61_printed, mutants=S61_MUTANTS, backend=True)
 def s61_float(ctx: Context, formula) -> Measurement:
     """Float: random singular values (with zeros and ties), random B~ (d_y x d_x up to 4 x 3), m = 1..8:
-    the printed right side of (S61) against (S60)'s objective computed from the matrices. Details:
-    the largest relative mismatch of a single term (fixed k)."""
+    the printed right side of (S61) against (S60)'s objective computed from the matrices, both on
+    ``ctx.xp``. Details: the largest relative mismatch of a single term (fixed k)."""
     rng = ctx.rng("sigma")
     residuals, owners, worst_term = [], [], 0.0
-    per = max(2, ctx.profile.instances // (len(T_CELLS) * 8))
+    per = max(2, -(-ctx.profile.instances // (len(T_CELLS) * 8)))
     for cell in T_CELLS:
         for m in DEPTHS:
             T = random_targets(rng, per, cell)
             s = clean_svd(T)[1]
             Bt = rng.standard_normal(T.shape)
-            S = s_power(s, cell.d_y, cell.d_x)
-            sig = [s[:, q] for q in range(s.shape[1])]
-            matrices = [frob2(tr(S(Fraction(m - k, m))) @ Bt @ tr(S(Fraction(k - 1, m)))) for k in range(1, m + 1)]
+
+            def on_backend(s, Bt, cell=cell, m=m):
+                S = s_power(s, cell.d_y, cell.d_x)
+                sig = [s[:, q] for q in range(s.shape[1])]
+                matrices = [frob2(tr(S(Fraction(m - k, m))) @ Bt @ tr(S(Fraction(k - 1, m)))) for k in range(1, m + 1)]
+                terms = [s61_term(sig, Bt, m, k) for k in range(1, m + 1)]
+                return (formula(sig, Bt, m), *matrices, *terms)
+
+            out = map_chunks(ctx, on_backend, (s, Bt))
+            printed, matrices, printed_terms = out[0], out[1:m + 1], out[m + 1:]
             truth = 2 * sum(matrices)
-            residuals.append(np.abs(formula(sig, Bt, m) - truth) / truth)
-            terms = [np.abs(s61_term(sig, Bt, m, k) - mk) / (truth / 2) for k, mk in zip(range(1, m + 1), matrices)]
+            residuals.append(np.abs(printed - truth) / truth)
+            terms = [np.abs(t - mk) / (truth / 2) for t, mk in zip(printed_terms, matrices)]
             worst_term = max(worst_term, float(np.max(terms)))
             owners += [{"singular values": s[i], "B~": Bt[i], "m": m} for i in range(per)]
     return batch_measurement(np.concatenate(residuals), FLOAT_TOL, FLOAT_REASON, ["d_y x d_x up to 4x3", "m=1..8"],
