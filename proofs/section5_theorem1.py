@@ -1089,32 +1089,43 @@ def basis_pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
     return np.vstack([eye, eye[iu[0]] + eye[iu[1]]]), np.stack(iu, axis=-1)
 
 
-def gram_by_polarisation(f_values: np.ndarray, n: int) -> np.ndarray:
+def gram_by_polarisation(f_values: ln.Array, n: int) -> ln.Array:
     """The Gram matrix G of a quadratic form f(x) = x^T G x from its values at e_i and e_i + e_j
-    (batched over leading axes): G_ii = f(e_i), G_ij = (f(e_i + e_j) - f(e_i) - f(e_j)) / 2."""
-    diag = f_values[..., :n]
-    G = np.zeros((*f_values.shape[:-1], n, n))
-    idx = np.arange(n)
-    G[..., idx, idx] = diag
+    (batched over leading axes, any Array-API namespace): G_ii = f(e_i),
+    G_ij = (f(e_i + e_j) - f(e_i) - f(e_j)) / 2 (pairs i < j in the order of ``basis_pairs``)."""
+    xp = ln.namespace(f_values)
     iu = np.triu_indices(n, 1)
-    off = (f_values[..., n:] - diag[..., iu[0]] - diag[..., iu[1]]) / 2
-    G[..., iu[0], iu[1]] = off
-    G[..., iu[1], iu[0]] = off
-    return G
+    pair = {(int(i), int(j)): n + p for p, (i, j) in enumerate(zip(*iu))}
+
+    def entry(i: int, j: int) -> ln.Array:
+        if i == j:
+            return f_values[..., i]
+        a, b = min(i, j), max(i, j)
+        return (f_values[..., pair[a, b]] - f_values[..., a] - f_values[..., b]) / 2
+
+    return xp.stack([xp.stack([entry(i, j) for j in range(n)], axis=-1) for i in range(n)], axis=-2)
 
 
-def maximise_form(f: Callable[[np.ndarray], np.ndarray], n: int, rng: np.random.Generator, batch: int,
-                  probes: int = 16) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def maximise_form(f: Callable[..., np.ndarray], n: int, rng: np.random.Generator, batch: int,
+                  probes: int = 16, ctx: Context | None = None,
+                  arrays: Sequence[np.ndarray] = ()) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """max over unit x of a quadratic form f given as a batched function of x ((batch, k, n) ->
     (batch, k)): the top eigenvalue of its polarisation Gram matrix, f at that eigenvector (equal
-    for a true quadratic form), and the largest f at random unit probes (never above the max)."""
-    X, _ = basis_pairs(n)
-    G = gram_by_polarisation(f(np.broadcast_to(X, (batch, *X.shape))), n)
-    values, vectors = np.linalg.eigh(G)
-    at_top = f(vectors[:, None, :, -1])[:, 0]
+    for a true quadratic form), and the largest f at random unit probes (never above the max).
+    ``f(x, *arrays)`` runs on the backend of ``ctx`` (NumPy without one), chunk by chunk over the
+    per-instance ``arrays``; the probes are drawn on the host."""
     x = rng.standard_normal((batch, probes, n))
     x /= np.linalg.norm(x, axis=-1, keepdims=True)
-    return values[:, -1], at_top, f(x).max(axis=-1)
+    X, _ = basis_pairs(n)
+
+    def on_backend(x: ln.Array, *chunk: ln.Array) -> tuple:
+        xp = ln.namespace(x)
+        basis = xp.broadcast_to(xp.asarray(X), (x.shape[0], *X.shape))
+        values, vectors = xp.linalg.eigh(gram_by_polarisation(f(basis, *chunk), n))
+        at_top = f(vectors[:, None, :, -1], *chunk)[:, 0]
+        return values[:, -1], at_top, xp.max(f(x, *chunk), axis=-1)
+
+    return map_chunks(ctx or Context(), on_backend, (x, *arrays))
 
 
 def form_residuals(found: tuple[np.ndarray, np.ndarray, np.ndarray], truth: np.ndarray) -> np.ndarray:
@@ -1126,12 +1137,13 @@ def form_residuals(found: tuple[np.ndarray, np.ndarray, np.ndarray], truth: np.n
 
 def s54_printed(Phi, b):
     """(S54): the objective 2 ||Phi b||^2, maximised over ||b|| = 1 (b of shape (..., k, d_x d_y))."""
-    return 2 * np.sum((Phi[..., None, :, :] @ b[..., :, :, None])[..., 0] ** 2, axis=-1)
+    total = np.sum if is_object(Phi) else ln.namespace(Phi).sum
+    return 2 * total((Phi[..., None, :, :] @ b[..., :, :, None])[..., 0] ** 2, axis=-1)
 
 
 S54_MUTANTS = {
     "missing factor 2": lambda Phi, b: s54_printed(Phi, b) / 2,
-    "||Phi b|| not squared": lambda Phi, b: 2 * np.sqrt(s54_printed(Phi, b) / 2),
+    "||Phi b|| not squared": lambda Phi, b: 2 * (s54_printed(Phi, b) / 2) ** 0.5,
     "factor 4": lambda Phi, b: 2 * s54_printed(Phi, b),
 }
 
@@ -1163,22 +1175,24 @@ def at_minimum_measurement(residuals: list, owners: list, shapes: set, fd_residu
     return meas
 
 
-def s54_maximum(formula, Phi: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def s54_maximum(formula, Phi: np.ndarray, rng: np.random.Generator,
+                ctx: Context | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     n = Phi.shape[-1]
-    return maximise_form(lambda b: formula(Phi, b), n, rng, Phi.shape[0])
+    return maximise_form(lambda b, P: formula(P, b), n, rng, Phi.shape[0], ctx=ctx, arrays=(Phi,))
 
 
-@check("S54", method="float", printed=s54_printed, mutants=S54_MUTANTS)
+@check("S54", method="float", printed=s54_printed, mutants=S54_MUTANTS, backend=True)
 def s54_float(ctx: Context, formula) -> Measurement:
     """At minima of every kind (flattest families and random), all shapes, Sigma_x = I, c I, SPD:
     max_{||b||=1} 2||Phi b||^2 (top eigenvalue of the polarisation Gram matrix of the printed
     objective, plus random probes) equals lambda_max of H = 2 Phi Phi^T (dense N x N eigensolver);
     on small shapes also lambda_max of the finite-difference Hessian. Off the minimum the same
-    expression misses the loss Hessian's lambda_max (shown: it needs w in Omega)."""
+    expression misses the loss Hessian's lambda_max (shown: it needs w in Omega). Phi, the eigensolvers
+    and the objective run on ``ctx.xp``; the finite-difference and off-minimum comparisons on the host."""
     rng = ctx.rng("probes")
     residuals, owners, shapes, fd_res = [], [], set(), []
-    for ev in check_evidence(ctx, CELLS_ALL_SIGMA):
-        residuals.append(form_residuals(s54_maximum(formula, ev.Phi, rng), ev.lam_H))
+    for ev in check_evidence(ctx, CELLS_ALL_SIGMA, backend=True):
+        residuals.append(form_residuals(s54_maximum(formula, ev.Phi, rng, ctx), ev.lam_H))
         owners += [lambda i=i, b=ev.minima: b.instance(i) for i in range(ev.minima.n)]
         shapes.add(ev.minima.cell.label())
     for ev, fd, _ in shared_fd(ctx):
@@ -1434,27 +1448,31 @@ S56_MUTANTS = {
 def s56_objective(formula, weights: Sequence[Any], R: Any) -> Callable[[np.ndarray], np.ndarray]:
     """b -> (S56)'s objective at B = unvec(b), batched over the weights' batch axis and b's k axis."""
     batch = weights[0].shape[:-2]
-    As = [np.broadcast_to(A, batch + A.shape[-2:])[:, None] for A in ln.above(list(weights))]  # A_m = I is unbatched
-    Bks = [np.broadcast_to(Bk, batch + Bk.shape[-2:])[:, None] for Bk in ln.below(list(weights))]
+    xp = ln.namespace(*weights)
+    lift = lambda M: xp.expand_dims(xp.broadcast_to(M, batch + M.shape[-2:]), axis=1)  # noqa: E731  (A_m = I is unbatched)
+    As = [lift(A) for A in ln.above(list(weights))]
+    Bks = [lift(Bk) for Bk in ln.below(list(weights))]
     d_y, d_x = As[0].shape[-2], Bks[0].shape[-1]
-    return lambda b: formula(As, Bks, R[:, None], ln.unvec(b, d_y, d_x))
+    return lambda b: formula(As, Bks, xp.expand_dims(R, axis=1), ln.unvec(b, d_y, d_x))
 
 
-@check("S56", method="float", printed=s56_printed, mutants=S56_MUTANTS)
+@check("S56", method="float", printed=s56_printed, mutants=S56_MUTANTS, backend=True)
 def s56_float(ctx: Context, formula) -> Measurement:
     """At minima of every kind, all shapes, Sigma_x = I, c I, SPD: the maximum over ||B||_F = 1 of the
     printed objective (polarisation Gram matrix, random probes) equals lambda_max of H = 2 Phi Phi^T
-    (dense N x N), and on small shapes lambda_max of the finite-difference Hessian; off the minimum
-    it misses the loss Hessian (it needs w in Omega)."""
+    (dense N x N), both on ``ctx.xp``, and on small shapes lambda_max of the finite-difference Hessian;
+    off the minimum it misses the loss Hessian (it needs w in Omega); those two on the host."""
     rng = ctx.rng("probes")
     residuals, owners, shapes, fd_res = [], [], set(), []
 
-    def maximum(weights, data):
-        n = data.d_x * data.d_y
-        return maximise_form(s56_objective(formula, weights, data.Sigma_x_half), n, rng, weights[0].shape[0])
+    def maximum(weights, data, on: Context | None = None):
+        n, m = data.d_x * data.d_y, len(weights)
+        objective = lambda b, *arrays: s56_objective(formula, list(arrays[:m]), arrays[m])(b)  # noqa: E731
+        return maximise_form(objective, n, rng, weights[0].shape[0], ctx=on,
+                             arrays=(*weights, np.broadcast_to(data.Sigma_x_half, (weights[0].shape[0], data.d_x, data.d_x))))
 
-    for ev in check_evidence(ctx, CELLS_ALL_SIGMA):
-        residuals.append(form_residuals(maximum(ev.minima.weights, ev.minima.data), ev.lam_H))
+    for ev in check_evidence(ctx, CELLS_ALL_SIGMA, backend=True):
+        residuals.append(form_residuals(maximum(ev.minima.weights, ev.minima.data, ctx), ev.lam_H))
         owners += [lambda i=i, b=ev.minima: b.instance(i) for i in range(ev.minima.n)]
         shapes.add(ev.minima.cell.label())
     for ev, fd, _ in shared_fd(ctx):
