@@ -32,7 +32,9 @@ from verify.measure import batch_measurement, relative_residuals, to_jsonable
 from verify.model import Measurement, Variant
 from verify.search import search
 
+from . import linear_network as ln
 from . import scalar_network as sn
+from .on_backend import map_chunks
 
 EXACT = "exact symbolic identity (sympy)"
 FLOAT_TOL = 1e-10
@@ -871,7 +873,8 @@ S16_MUTANTS = {
 
 
 def _norm(z: Sequence[Any]) -> Any:
-    return sp.sqrt(sum(zj**2 for zj in z)) if isinstance(z[0], sp.Basic) else np.sqrt(sum(zj**2 for zj in z))
+    total = sum(zj**2 for zj in z)
+    return sp.sqrt(total) if isinstance(z[0], sp.Basic) else total**0.5  # ** 0.5: any array namespace
 
 
 class Eigenpair(NamedTuple):
@@ -902,28 +905,42 @@ S18_MUTANTS = {
 }
 
 
-def _as_batch(nested: list[list[Any]], n: int) -> np.ndarray:
-    """A nested list of per-entry arrays (or scalars) as a batch of matrices (n, m, m)."""
-    return np.stack([np.stack([np.broadcast_to(e, (n,)) for e in row], -1) for row in nested], -2)
+def _per_instance(e: Any, n: int, like: ln.Array) -> ln.Array:
+    """An entry (array over the batch, or a number) as an array of shape (n,) in the namespace of ``like``."""
+    xp = ln.namespace(like)
+    return xp.broadcast_to(e if hasattr(e, "shape") else xp.asarray(e, dtype=like.dtype), (n,))
 
 
-def _hessian_entries(formula, sx2, tau, w, n: int) -> np.ndarray:
+def _as_batch(nested: list[list[Any]], n: int, like: ln.Array) -> ln.Array:
+    """A nested list of per-entry arrays (or scalars) as a batch of matrices (n, m, m), any namespace."""
+    xp = ln.namespace(like)
+    return xp.stack([xp.stack([_per_instance(e, n, like) for e in row], axis=-1) for row in nested], axis=-2)
+
+
+def _hessian_entries(formula, sx2, tau, w, n: int) -> ln.Array:
     m = len(w)
-    return _as_batch([[formula(sx2, tau, w, k, q) for q in range(m)] for k in range(m)], n)
+    return _as_batch([[formula(sx2, tau, w, k, q) for q in range(m)] for k in range(m)], n, sx2)
 
 
-def _eigen_residual(formula: Eigenpair, H: np.ndarray, sx2, tau, w: list) -> np.ndarray:
+def _eigen_residual(formula: Eigenpair, H: ln.Array, sx2, tau, w: list) -> ln.Array:
     """Top eigenvalue, the angle between the top eigenvector and the printed one (sine), and the other
-    eigenvalues (must be 0), all relative to lambda_max, from a dense eigensolver of H."""
+    eigenvalues (must be 0), all relative to lambda_max, from a dense eigensolver of H (any namespace)."""
+    xp = ln.namespace(H)
     n = H.shape[0]
-    evals, evecs = np.linalg.eigh(H)
-    value = np.broadcast_to(formula.value(sx2, tau, w), (n,))
-    vector = np.stack([np.broadcast_to(c, (n,)) for c in formula.vector(w)], -1)
-    unit = vector / np.linalg.norm(vector, axis=-1, keepdims=True)
+    evals, evecs = xp.linalg.eigh(H)
+    value = _per_instance(formula.value(sx2, tau, w), n, H)
+    vector = xp.stack([_per_instance(c, n, H) for c in formula.vector(w)], axis=-1)
+    unit = vector / xp.linalg.vector_norm(vector, axis=-1, keepdims=True)
     top = evecs[:, :, -1]
-    sine = np.linalg.norm(top - np.sum(top * unit, -1, keepdims=True) * unit, axis=-1)  # no sqrt(1 - cos^2) cancellation
-    rest = np.max(np.abs(evals[:, :-1]), axis=-1, initial=0.0) / evals[:, -1]
-    return np.maximum.reduce([np.abs(value - evals[:, -1]) / evals[:, -1], sine, rest])
+    sine = xp.linalg.vector_norm(top - xp.sum(top * unit, axis=-1, keepdims=True) * unit, axis=-1)  # no sqrt(1 - cos^2) cancellation
+    lam = evals[:, -1]
+    rest = (xp.max(xp.abs(evals[:, :-1]), axis=-1) if H.shape[-1] > 1 else xp.zeros_like(lam)) / lam
+    return xp.maximum(xp.maximum(xp.abs(value - lam) / lam, sine), rest)
+
+
+def at_minima(ctx: Context, b: "Minima", fn: Callable[..., Any]) -> Any:
+    """``fn(sx2, tau, w columns, hessian)`` for the minima of ``b``, on ``ctx.xp`` in chunks, back on the host."""
+    return map_chunks(ctx, lambda sx2, tau, w, H: fn(sx2, tau, columns(w), H), (b.sx2, b.tau, b.w, b.hessian))
 
 
 @check("S15", method="sympy", printed=s15_printed, mutants=S15_MUTANTS)
@@ -942,13 +959,14 @@ def s15_against_sympy_hessian(ctx: Context, formula) -> Measurement:
     return exact_over_depths(ctx, compare)
 
 
-@check("S15", method="float", printed=s15_printed, mutants=S15_MUTANTS)
+@check("S15", method="float", printed=s15_printed, mutants=S15_MUTANTS, backend=True)
 def s15_at_random_minima(ctx: Context, formula) -> Measurement:
     """(S15) against sympy's Hessian of the loss (and central second differences of the loss) at
-    random global minima, both signs of tau."""
+    random global minima, both signs of tau. The formula runs on ``ctx.xp``; the references are
+    computed on the host (sympy's lambdified Hessian, differences of the loss)."""
     out = Residuals()
     for b in minima(ctx):
-        value = _hessian_entries(formula, b.sx2, b.tau, columns(b.w), len(b.w))
+        value = at_minima(ctx, b, lambda sx2, tau, w, H: _hessian_entries(formula, sx2, tau, w, H.shape[0]))
         fd = sn.finite_difference_hessian(lambda v: sn.loss(v, b.sx2, b.sxy, 0.0), b.w)
         res = np.maximum(relative_residuals(value, b.hessian), relative_residuals(value, fd) * FLOAT_TOL / FD2_TOL)
         out.add(b.m, res, b.record)
@@ -972,25 +990,33 @@ def s16_against_sympy_hessian(ctx: Context, formula) -> Measurement:
     return exact_over_depths(ctx, compare)
 
 
-@check("S16", method="float", printed=s16_printed, mutants=S16_MUTANTS)
+@check("S16", method="float", printed=s16_printed, mutants=S16_MUTANTS, backend=True)
 def s16_at_random_minima(ctx: Context, formula) -> Measurement:
-    """The matrix (S16) against sympy's Hessian of the loss at random global minima, both signs of tau."""
+    """The matrix (S16) (on ``ctx.xp``) against sympy's Hessian of the loss at random global minima, both
+    signs of tau."""
     out = Residuals()
     for b in minima(ctx):
-        value = _as_batch(formula(b.sx2, b.tau, columns(b.w)), len(b.w))
+        value = at_minima(ctx, b, lambda sx2, tau, w, H: _as_batch(formula(sx2, tau, w), H.shape[0], H))
         out.add(b.m, relative_residuals(value, b.hessian), b.record)
     return out.measurement(FLOAT_TOL, FLOAT_REASON)
 
 
+def numerical_rank(H: ln.Array) -> ln.Array:
+    """Singular values above 1e-9 of the largest, counted (any namespace)."""
+    xp = ln.namespace(H)
+    s = xp.linalg.svdvals(H)
+    return xp.sum(xp.astype(s > 1e-9 * s[:, :1], xp.int64), axis=-1)
+
+
 @check("S16", method="float", printed=lambda m: 1,
-       mutants={"full rank m": lambda m: m, "rank two": lambda m: 2})
+       mutants={"full rank m": lambda m: m, "rank two": lambda m: 2}, backend=True)
 def s16_rank_one(ctx: Context, formula) -> Measurement:
     """'The Hessian is a rank one matrix': the numerical rank (singular values above 1e-9 of the
-    largest) of sympy's Hessian of the loss at random global minima equals the stated rank."""
+    largest, SVD on ``ctx.xp``) of sympy's Hessian of the loss at random global minima equals the stated
+    rank."""
     out = Residuals()
     for b in minima(ctx):
-        s = np.linalg.svd(b.hessian, compute_uv=False)
-        rank = np.sum(s > 1e-9 * s[:, :1], axis=-1)
+        rank = at_minima(ctx, b, lambda sx2, tau, w, H: numerical_rank(H))
         out.add(b.m, np.abs(rank - formula(b.m)), lambda i, b=b, rank=rank: b.record(i, numerical_rank=rank))
     return out.measurement(0.0, "integer ranks; singular values of a float rank-one matrix other than the first are "
                                 "~1e-16 of it, far below the 1e-9 threshold")
@@ -1013,14 +1039,14 @@ def s17_eigenpair_sympy(ctx: Context, formula: Eigenpair) -> Measurement:
     return exact_over_depths(ctx, compare)
 
 
-@check("S17", method="float", printed=S17_PRINTED, mutants=S17_MUTANTS)
+@check("S17", method="float", printed=S17_PRINTED, mutants=S17_MUTANTS, backend=True)
 def s17_eigenpair_float(ctx: Context, formula: Eigenpair) -> Measurement:
-    """A dense eigensolver of sympy's Hessian at random global minima: its top eigenvalue equals the
-    printed one, its top eigenvector is parallel to z (sine of the angle), its other eigenvalues are
-    0 (relative to lambda_max)."""
+    """A dense eigensolver of sympy's Hessian at random global minima (on ``ctx.xp``): its top eigenvalue
+    equals the printed one, its top eigenvector is parallel to z (sine of the angle), its other
+    eigenvalues are 0 (relative to lambda_max)."""
     out = Residuals()
     for b in minima(ctx):
-        out.add(b.m, _eigen_residual(formula, b.hessian, b.sx2, b.tau, columns(b.w)), b.record)
+        out.add(b.m, at_minima(ctx, b, lambda sx2, tau, w, H: _eigen_residual(formula, H, sx2, tau, w)), b.record)
     return out.measurement(1e-8, "eigenvectors of a float64 symmetric matrix with a gap lambda_max: ~m eps cond")
 
 
@@ -1041,14 +1067,18 @@ def s18_trace_sympy(ctx: Context, formula: LambdaMaxForms) -> Measurement:
     return exact_over_depths(ctx, compare)
 
 
-@check("S18", method="float", printed=S18_PRINTED, mutants=S18_MUTANTS)
+@check("S18", method="float", printed=S18_PRINTED, mutants=S18_MUTANTS, backend=True)
 def s18_against_eigensolver(ctx: Context, formula: LambdaMaxForms) -> Measurement:
     """Both printed forms of lambda_max against the largest eigenvalue of sympy's Hessian of the loss
-    (dense symmetric eigensolver) at random global minima, both signs of tau."""
+    (dense symmetric eigensolver) at random global minima, both signs of tau; both on ``ctx.xp``."""
     out = Residuals()
     for b in minima(ctx):
-        lam = np.linalg.eigvalsh(b.hessian)[:, -1]
-        res = np.max([np.abs(form(b.sx2, b.tau, columns(b.w)) - lam) / lam for form in formula], axis=0)
+        def forms(sx2, tau, w, H):
+            lam = ln.namespace(H).linalg.eigvalsh(H)[:, -1]
+            return (lam, *(_per_instance(form(sx2, tau, w), H.shape[0], H) for form in formula))
+
+        lam, *values = at_minima(ctx, b, forms)
+        res = np.max([np.abs(v - lam) / lam for v in values], axis=0)
         out.add(b.m, res, b.record)
     return out.measurement(FLOAT_TOL, FLOAT_REASON)
 
