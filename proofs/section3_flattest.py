@@ -81,8 +81,9 @@ def sample_mean(a: Any) -> Any:
 def central_difference(w: Weights, q: int) -> Callable[[Callable[[Weights], Any]], Any]:
     """d/dw_q at w by a central difference. Exact up to rounding for every function of degree <= 2
     in w_q, which covers every function it is applied to here (the loss and its factors are
-    multilinear in the weights); h = max(1, |w_q|) keeps the rounding small."""
-    h = np.maximum(1.0, np.abs(w[q]))
+    multilinear in the weights); h = max(1, |w_q|) keeps the rounding small. Any array namespace."""
+    xp = ln.namespace(w[q])
+    h = xp.clip(xp.abs(w[q]), min=1.0)
 
     def d(fn: Callable[[Weights], Any]) -> Any:
         plus, minus = list(w), list(w)
@@ -738,17 +739,19 @@ def symbolic_entries_differ(forms: NamedTuple, m: int, on: Mapping[sp.Symbol, sp
     return None
 
 
-def float_entries_residual(forms: NamedTuple, w: np.ndarray, sx2: np.ndarray, sxy: np.ndarray,
+def float_entries_residual(ctx: Context, forms: NamedTuple, w: np.ndarray, sx2: np.ndarray, sxy: np.ndarray,
                            hessian: np.ndarray) -> np.ndarray:
     """Worst relative residual over the forms of the matrices they give (exact central differences
-    for d) against ``hessian``, per instance."""
+    for d, on ``ctx.xp``) against ``hessian`` (host), per instance."""
     n, m = w.shape
-    cols = columns(w)
+
+    def matrices(w: ln.Array, sx2: ln.Array, sxy: ln.Array) -> tuple:
+        cols = columns(w)
+        return tuple(_as_batch([[form(cols, k, q, sx2, sxy, central_difference(cols, q)) for q in range(m)]
+                                for k in range(m)], w.shape[0], sx2) for form in forms)
+
     worst = np.zeros(n)
-    for form in forms:
-        value = np.empty((n, m, m))
-        for k, q in itertools.product(range(m), repeat=2):
-            value[:, k, q] = np.broadcast_to(form(cols, k, q, sx2, sxy, central_difference(cols, q)), (n,))
+    for value in map_chunks(ctx, matrices, (w, sx2, sxy)):
         worst = np.maximum(worst, relative_residuals(value, hessian))
     return worst
 
@@ -764,13 +767,13 @@ def s13_against_sympy_hessian(ctx: Context, formula: HessianForms) -> Measuremen
     return exact_over_depths(ctx, lambda m: symbolic_entries_differ(formula, m))
 
 
-@check("S13", method="float", printed=S13_PRINTED, mutants=S13_MUTANTS)
+@check("S13", method="float", printed=S13_PRINTED, mutants=S13_MUTANTS, backend=True)
 def s13_at_random_points(ctx: Context, formula: HessianForms) -> Measurement:
-    """Both right-hand sides of (S13) against sympy's Hessian of the loss at random points (not
-    minima), both signs of tau, random sigma_x^2 and sigma_xy."""
+    """Both right-hand sides of (S13) (on ``ctx.xp``) against sympy's Hessian of the loss (host) at random
+    points (not minima), both signs of tau, random sigma_x^2 and sigma_xy."""
     out = Residuals()
     for b in points(ctx):
-        out.add(b.m, float_entries_residual(formula, b.w, b.sx2, b.sxy, b.hessian), b.record)
+        out.add(b.m, float_entries_residual(ctx, formula, b.w, b.sx2, b.sxy, b.hessian), b.record)
     return out.measurement(1e-9, FD_REASON)
 
 
@@ -791,30 +794,31 @@ def s14_on_every_global_minimum(ctx: Context, formula: AtMinimumForms) -> Measur
     return _with_note(exact_over_depths(ctx, compare), S14_NOTE)
 
 
-@check("S14", method="float", printed=S14_PRINTED, mutants=S14_MUTANTS)
+@check("S14", method="float", printed=S14_PRINTED, mutants=S14_MUTANTS, backend=True)
 def s14_at_random_minima(ctx: Context, formula: AtMinimumForms) -> Measurement:
-    """Both right-hand sides of (S14) against sympy's Hessian of the loss at random global minima,
-    both signs of tau."""
+    """Both right-hand sides of (S14) (on ``ctx.xp``) against sympy's Hessian of the loss (host) at random
+    global minima, both signs of tau."""
     out = Residuals()
     for b in minima(ctx):
-        out.add(b.m, float_entries_residual(formula, b.w, b.sx2, b.sxy, b.hessian), b.record)
+        out.add(b.m, float_entries_residual(ctx, formula, b.w, b.sx2, b.sxy, b.hessian), b.record)
     return _with_note(out.measurement(1e-9, FD_REASON), S14_NOTE)
 
 
 @check("S14", method="float", printed=S14_PRINTED,
        mutants={"the full Hessian (S13), valid everywhere": AtMinimumForms(_product_rule, _product_rule),
-                "final form: factor 2 missing": S14_MUTANTS["final form: factor 2 missing"]})
+                "final form: factor 2 missing": S14_MUTANTS["final form: factor 2 missing"]}, backend=True)
 def s14_needs_the_minimum(ctx: Context, formula: AtMinimumForms) -> Measurement:
     """Evidence that (S14) needs its assumption: its forms equal sympy's Hessian at random global
     minima (the residual) and differ from it by more than 1e-6 (relative) at >= 99% of random
     non-minima of depth m >= 2 (holds). For m = 1 the dropped term of (S13) is identically 0 (it
     differentiates an empty product), so (S14) holds everywhere there. A formula valid everywhere
-    (the product rule of (S13)) must be rejected."""
+    (the product rule of (S13)) must be rejected. The forms run on ``ctx.xp``."""
     at_min = Residuals()
     for b in minima(ctx):
-        at_min.add(b.m, float_entries_residual(formula, b.w, b.sx2, b.sxy, b.hessian), b.record)
+        at_min.add(b.m, float_entries_residual(ctx, formula, b.w, b.sx2, b.sxy, b.hessian), b.record)
     measured = at_min.measurement(1e-9, FD_REASON)
-    off = np.concatenate([float_entries_residual(formula, b.w, b.sx2, b.sxy, b.hessian) for b in points(ctx) if b.m >= 2])
+    off = np.concatenate([float_entries_residual(ctx, formula, b.w, b.sx2, b.sxy, b.hessian)
+                          for b in points(ctx) if b.m >= 2])
     fraction = float(np.mean(off > 1e-6))
     return Measurement(measured.residual, measured.tolerance, measured.tolerance_reason, measured.instances + off.size,
                        measured.shapes, measured.counterexample, holds=measured.ok and fraction >= 0.99,
