@@ -79,7 +79,7 @@ class Audit:
     on_check: Callable[[Check], None] | None = None
     jobs: int = 1
     results: dict[str, ClaimResult] = field(default_factory=dict)
-    _done: dict[str, CheckResult] = field(default_factory=dict, repr=False)
+    _prefetched: dict[int, CheckResult] = field(default_factory=dict, repr=False)  # by id(check)
 
     def covered(self) -> int:
         return sum(1 for label in self.claims if self.checks.get(label))
@@ -95,11 +95,12 @@ class Audit:
         rolled = {used: self.claim(used).verdict for used in claim.uses}
         check_results = []
         for check in self.checks.get(label, ()):
-            if check.id not in self._done:
-                self._done[check.id] = evaluate(check, self.ctx)
+            result = self._prefetched.pop(id(check), None)
+            if result is None:
+                result = evaluate(check, self.ctx)
                 if self.on_check:
                     self.on_check(check)
-            check_results.append(self._done[check.id])
+            check_results.append(result)
         own = claim_verdict([as_evidence(r.verdict, r.check.certificate) for r in check_results])
         discharged = self._discharged(claim)
         effective = [Verdict.PASSED if used in discharged else v for used, v in rolled.items()]
@@ -131,6 +132,7 @@ class Audit:
     def _evaluate_in_workers(self, labels: list[str]) -> None:
         from .parallel import evaluate_parallel  # noqa: PLC0415
 
-        todo = [c for label in labels for c in self.checks.get(label, ()) if c.id not in self._done]
+        todo = [c for label in labels if label not in self.results for c in self.checks.get(label, ())]
         if len(todo) >= PARALLEL_MIN_CHECKS:
-            self._done.update(evaluate_parallel(todo, self.ctx, self.jobs, self.on_check))
+            results = evaluate_parallel(todo, self.ctx, self.jobs, self.on_check)
+            self._prefetched.update({id(c): results[c.id] for c in todo})

@@ -8,7 +8,8 @@ is kept as the counterexample. The search is seeded from (seed, check).
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
@@ -31,6 +32,33 @@ def check_settings(ctx: Context) -> settings:
         phases=(Phase.generate, Phase.shrink),
         suppress_health_check=list(HealthCheck),
     )
+
+
+@contextmanager
+def _without_local_constants() -> Iterator[None]:
+    """Hypothesis seeds its draws with numeric literals collected from every "local" module that
+    happens to be imported (any file outside site-packages). That makes the examples of a seeded
+    search depend on what else is loaded -- the test modules under pytest, an editable versus a
+    regular install, a worker process versus the main one. Searches here use only hypothesis's
+    global constants, so a seed gives the same examples everywhere."""
+    try:
+        from hypothesis.internal.conjecture import providers  # noqa: PLC0415
+    except ImportError:  # a hypothesis without the mechanism has nothing to neutralise
+        yield
+        return
+    original = getattr(providers, "_get_local_constants", None)
+    cache = getattr(getattr(providers, "CONSTANTS_CACHE", None), "cache", None)
+    if original is None or cache is None or not hasattr(providers, "Constants"):
+        yield
+        return
+    empty = providers.Constants()
+    providers._get_local_constants = lambda: empty
+    cache.clear()  # pools cached before may hold local constants
+    try:
+        yield
+    finally:
+        providers._get_local_constants = original
+        cache.clear()
 
 
 class _Violation(AssertionError):
@@ -67,7 +95,8 @@ def search(
             worst["residual"], worst["example"] = r, example
 
     try:
-        probe()
+        with _without_local_constants():
+            probe()
     except _Violation:
         pass
     if failing:
