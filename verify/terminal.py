@@ -153,19 +153,6 @@ def status(title: str) -> Iterator[Callable[[str], None]]:
         yield lambda text: spinner.update(f"{title}: {text}")
 
 
-def print_bench(rows: list[Any], paths: dict[str, Path]) -> None:
-    table = Table(title="lambda_max(H) at global minima: time and relative error per method", title_justify="left")
-    for col in ("m", "d", "minimum", "method", "seconds", "× fastest", "rel. error", "note"):
-        table.add_column(col, justify="right" if col in ("m", "d", "seconds", "× fastest", "rel. error") else "left")
-    for r in rows:
-        table.add_row(str(r.m), str(r.d), r.minimum, r.method,
-                      f"{r.seconds:.3f}" if r.seconds is not None else "—",
-                      f"{r.ratio:.1f}" if r.ratio is not None else "—",
-                      f"{r.rel_error:.1e}" if r.rel_error is not None else "—", r.note)
-    out.print(table)
-    out.print("written: " + ", ".join(str(p) for p in paths.values()))
-
-
 def print_baseline(diffs: list[dict[str, Any]], path: Path, to_stderr: bool = False) -> None:
     console = err if to_stderr else out
     if not diffs:
