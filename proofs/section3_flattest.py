@@ -74,8 +74,10 @@ def columns(w: np.ndarray, keepdims: bool = False) -> list[np.ndarray]:
 
 
 def sample_mean(a: Any) -> Any:
-    """The empirical mean E-hat over samples: the last axis (numpy or object arrays of sympy)."""
-    return np.mean(a, axis=-1)
+    """The empirical mean E-hat over samples: the last axis (object arrays of sympy, or any array namespace)."""
+    if isinstance(a, np.ndarray) and a.dtype == object:
+        return np.mean(a, axis=-1)
+    return ln.namespace(a).mean(a, axis=-1)
 
 
 def central_difference(w: Weights, q: int) -> Callable[[Callable[[Weights], Any]], Any]:
@@ -115,9 +117,10 @@ def signed_scales(rng: np.random.Generator, n: int, spread: float = 2.0) -> np.n
     return rng.choice([-1.0, 1.0], n) * np.exp(rng.uniform(-spread, spread, n))
 
 
-def complex_tau(tau: np.ndarray) -> np.ndarray:
-    """tau as complex numbers, so that tau ** r is the principal power, as printed."""
-    return np.asarray(tau, dtype=complex)
+def complex_tau(tau: ln.Array) -> ln.Array:
+    """tau as complex numbers, so that tau ** r is the principal power, as printed (any namespace)."""
+    xp = ln.namespace(tau)
+    return xp.astype(tau, xp.complex128)
 
 
 def vanishes(expr: sp.Expr) -> bool:
@@ -264,9 +267,9 @@ def points(ctx: Context) -> tuple[Points, ...]:
     return point_batches(derive_seed(ctx.seed, ctx.check_id, "points"), ctx.profile.instances, float_depths(ctx).stop - 1)
 
 
-def least_squares_slope(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """argmin_a mean((y - a x)^2) by a pseudo-inverse (SVD), batched: not the formula (S10)."""
-    return (np.linalg.pinv(x[:, :, None]) @ y[:, :, None])[:, 0, 0]
+def least_squares_slope(x: ln.Array, y: ln.Array) -> ln.Array:
+    """argmin_a mean((y - a x)^2) by a pseudo-inverse (SVD), batched: not the formula (S10). Any namespace."""
+    return (ln.namespace(x).linalg.pinv(x[:, :, None]) @ y[:, :, None])[:, 0, 0]
 
 
 # --------------------------------------------------------------------------- (S8)
@@ -295,14 +298,17 @@ def s8_composition_of_layers(ctx: Context, formula) -> Measurement:
     return exact_over_depths(ctx, compare)
 
 
-@check("S8", method="float", printed=s8_printed, mutants=S8_MUTANTS)
+@check("S8", method="float", printed=s8_printed, mutants=S8_MUTANTS, backend=True)
 def s8_composition_float(ctx: Context, formula) -> Measurement:
-    """(S8) against the layers applied one after the other, on random weights and samples."""
+    """(S8) against the layers applied one after the other, on random weights and samples; both on
+    ``ctx.xp``."""
+    def both(w: ln.Array, x: ln.Array) -> tuple:
+        cols = columns(w, keepdims=True)
+        return formula(cols, x), compose(cols, x)
+
     out = Residuals()
     for batch in points(ctx):
-        w = columns(batch.w, keepdims=True)
-        res = relative_residuals(formula(w, batch.x), compose(w, batch.x))
-        out.add(batch.m, res, batch.record)
+        out.add(batch.m, relative_residuals(*map_chunks(ctx, both, (batch.w, batch.x))), batch.record)
     return out.measurement(FLOAT_TOL, FLOAT_REASON)
 
 
@@ -343,14 +349,15 @@ def s9_moment_expansion(ctx: Context, formula) -> Measurement:
     return Measurement(0.0, 0.0, EXACT, 1, ["n, p symbolic"])
 
 
-@check("S9", method="float", printed=s9_printed, mutants=S9_MUTANTS)
+@check("S9", method="float", printed=s9_printed, mutants=S9_MUTANTS, backend=True)
 def s9_samples_against_moments(ctx: Context, formula) -> Measurement:
-    """(S9) on random samples (2..32 of them) and weights against the moment expansion
-    sigma_x^2 p^2 - 2 sigma_xy p + sigma_y^2 of the same samples."""
+    """(S9) on random samples (2..32 of them) and weights (on ``ctx.xp``) against the moment expansion
+    sigma_x^2 p^2 - 2 sigma_xy p + sigma_y^2 of the same samples (host)."""
     out = Residuals()
     for b in points(ctx):
-        fx = compose(columns(b.w, keepdims=True), b.x)
-        res = relative_residuals(formula(b.y, fx, sample_mean), sn.loss(b.w, b.sx2, b.sxy, b.sy2))
+        value = map_chunks(ctx, lambda w, x, y: formula(y, compose(columns(w, keepdims=True), x), sample_mean),
+                           (b.w, b.x, b.y))
+        res = relative_residuals(value, sn.loss(b.w, b.sx2, b.sxy, b.sy2))
         out.add(b.m, res, b.record)
     return out.measurement(FLOAT_TOL, FLOAT_REASON)
 
@@ -383,13 +390,16 @@ def s10_unique_minimizer(ctx: Context, formula) -> Measurement:
     return Measurement(0.0, 0.0, EXACT, 1, ["symbolic moments"])
 
 
-@check("S10", method="float", printed=s10_printed, mutants=S10_MUTANTS)
+@check("S10", method="float", printed=s10_printed, mutants=S10_MUTANTS, backend=True)
 def s10_against_least_squares(ctx: Context, formula) -> Measurement:
     """(S10) from the sample moments against the least-squares slope of y on x (no intercept) computed
-    by a pseudo-inverse, on random samples."""
+    by a pseudo-inverse, on random samples; both on ``ctx.xp``."""
+    def both(sx2, sxy, sy2, x, y) -> tuple:
+        return formula(sx2, sxy, sy2), least_squares_slope(x, y)
+
     out = Residuals()
     for b in points(ctx):
-        out.add(b.m, relative_residuals(formula(b.sx2, b.sxy, b.sy2), least_squares_slope(b.x, b.y)), b.record)
+        out.add(b.m, relative_residuals(*map_chunks(ctx, both, (b.sx2, b.sxy, b.sy2, b.x, b.y))), b.record)
     return out.measurement(1e-9, "float64 least squares by SVD: relative error ~ cond * eps with a 2..32-sample design")
 
 
@@ -531,15 +541,17 @@ def _classify_minima(sx2: np.ndarray, sxy: np.ndarray, x: np.ndarray, y: np.ndar
     return excess <= 1e-8 * sx2 * (sxy / sx2) ** 2
 
 
-def _on_set(formula, w: np.ndarray, tau: np.ndarray) -> np.ndarray:
-    return np.abs(formula(columns(w), tau)) <= 1e-9 * (1 + np.abs(tau))
+def _on_set(formula, w: ln.Array, tau: ln.Array) -> ln.Array:
+    """Does (S11) put w in the set of global minima (any namespace)?"""
+    xp = ln.namespace(w, tau)
+    return xp.abs(formula(columns(w), tau)) <= 1e-9 * (1 + xp.abs(tau))
 
 
-@check("S11", method="float", printed=s11_printed, mutants=S11_MUTANTS)
+@check("S11", method="float", printed=s11_printed, mutants=S11_MUTANTS, backend=True)
 def s11_classifies_minima(ctx: Context, formula) -> Measurement:
     """On random samples, points w with w_m = tau / prod(w_1..w_{m-1}) and the same points with w_m
-    scaled by 1 + e (0.01 <= |e| <= 1): (S11) must call a point a global minimum exactly when its
-    loss equals the least-squares minimum of the loss."""
+    scaled by 1 + e (0.01 <= |e| <= 1): (S11) (on ``ctx.xp``) must call a point a global minimum
+    exactly when its loss equals the least-squares minimum of the loss (host)."""
     rng = ctx.rng("classify")
     bad, shapes, total = [], [], 0
     for m, n in split_by_depth(rng, ctx.profile.instances, float_depths(ctx)).items():
@@ -549,7 +561,8 @@ def s11_classifies_minima(ctx: Context, formula) -> Measurement:
         off = w.copy()
         off[:, -1] *= 1 + rng.choice([-1.0, 1.0], n) * rng.uniform(0.01, 1.0, n)
         for pts in (w, off):
-            disagree = _on_set(formula, pts, tau) != _classify_minima(sx2, sxy, x, y, pts)
+            on_set = map_chunks(ctx, lambda w, t: _on_set(formula, w, t), (pts, tau))
+            disagree = on_set != _classify_minima(sx2, sxy, x, y, pts)
             bad += [{"m": m, "x": x[i], "y": y[i], "w": pts[i]} for i in np.flatnonzero(disagree)]
             total += n
         shapes.append(f"m={m}")
@@ -641,27 +654,35 @@ def s12_every_form_against_sympy(ctx: Context, formula: GradientChain) -> Measur
     return exact_over_depths(ctx, compare)
 
 
-@check("S12", method="float", printed=S12_PRINTED, mutants=S12_MUTANTS)
+def s12_worst(formula: GradientChain, w: ln.Array, x: ln.Array, y: ln.Array, sx2: ln.Array, sxy: ln.Array) -> ln.Array:
+    """The worst relative gap, over k and the three forms of (S12), to central differences of the
+    empirical loss, per instance (any namespace)."""
+    xp = ln.namespace(w, x)
+    mean = lambda a: xp.mean(a, axis=-1, keepdims=True)  # noqa: E731 - E-hat, one column per instance
+    cols = columns(w, keepdims=True)
+    loss = lambda v: mean((y - compose(v, x)) ** 2)  # noqa: E731
+    fx = compose(cols, x)
+    worst = xp.zeros((w.shape[0], 1), dtype=w.dtype)
+    for k in range(w.shape[1]):
+        d = central_difference(cols, k)
+        truth = d(loss)
+        forms = (formula.chain_rule(y, fx, d(lambda v: compose(v, x)), mean),
+                 formula.explicit(cols, k, x, y, mean),
+                 formula.moments(cols, k, sx2[:, None], sxy[:, None]))
+        scale = xp.abs(truth) + loss(cols) / xp.clip(xp.abs(cols[k]), min=1.0)
+        for value in forms:
+            worst = xp.maximum(worst, xp.abs(value - truth) / scale)
+    return worst[:, 0]
+
+
+@check("S12", method="float", printed=S12_PRINTED, mutants=S12_MUTANTS, backend=True)
 def s12_against_central_differences(ctx: Context, formula: GradientChain) -> Measurement:
     """Each expression of (S12) on random samples and weights against central differences of the
     empirical loss, which are exact up to rounding because the loss is quadratic in each w_k;
-    relative to |gradient| + loss / h."""
-    mean = lambda a: np.mean(a, axis=-1, keepdims=True)  # noqa: E731 - E-hat, one column per instance
+    relative to |gradient| + loss / h; on ``ctx.xp``."""
     out = Residuals()
     for b in points(ctx):
-        w = columns(b.w, keepdims=True)
-        loss = lambda v: mean((b.y - compose(v, b.x)) ** 2)  # noqa: E731
-        fx = compose(w, b.x)
-        worst = np.zeros((len(b.w), 1))
-        for k in range(b.m):
-            d = central_difference(w, k)
-            truth = d(loss)
-            forms = (formula.chain_rule(b.y, fx, d(lambda v: compose(v, b.x)), mean),
-                     formula.explicit(w, k, b.x, b.y, mean),
-                     formula.moments(w, k, b.sx2[:, None], b.sxy[:, None]))
-            scale = np.abs(truth) + loss(w) / np.maximum(1.0, np.abs(w[k]))
-            for value in forms:
-                worst = np.maximum(worst, np.abs(value - truth) / scale)
+        worst = map_chunks(ctx, lambda *a: s12_worst(formula, *a), (b.w, b.x, b.y, b.sx2, b.sxy))
         out.add(b.m, worst, b.record)
     return out.measurement(1e-12, "central differences of a quadratic are exact; only rounding of loss values, "
                                   "~1e-15 of loss / h, remains")
@@ -1352,15 +1373,24 @@ S20_CORRECTED = Variant(S20_PRINTED._replace(right=lambda m, tau: m * (tau**2) *
     text=r"\sum_{j=1}^m \frac{1}{w_j^2} \geq m \left(\prod_{j=1}^m \frac{1}{w_j^2}\right)^{\frac{1}{m}} = m |\tau|^{-\frac{2}{m}}")
 
 
-def s20_residual(formula: AmGm, m: int, tau: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def s20_sides(formula: AmGm, m: int, tau: ln.Array, w: ln.Array) -> tuple[ln.Array, ...]:
     """max of the AM-GM violation (middle - sum 1/w_j^2)/sum and |middle - right| / |middle| at
-    feasible points w (the right side on the principal branch), and the three sides."""
+    feasible points w (the right side on the principal branch), then the sides: sum 1/w_j^2, middle,
+    real and imaginary parts of the right side. Any namespace."""
+    xp = ln.namespace(w, tau)
     with np.errstate(all="ignore"):
-        lhs = np.sum(1 / w**2, -1)
-        mid = np.broadcast_to(formula.middle(columns(w), m), tau.shape)
-        right = np.broadcast_to(formula.right(m, complex_tau(tau)), tau.shape)
-        res = np.maximum(np.maximum(0.0, np.real(mid) - lhs) / lhs, np.abs(mid - right) / np.abs(mid))
-    return res, {"sum_inverse_squares": lhs, "middle": mid, "printed_right": np.stack([right.real, right.imag], -1)}
+        lhs = xp.sum(1 / w**2, axis=-1)
+        mid = xp.broadcast_to(formula.middle(columns(w), m), tau.shape)
+        right = xp.broadcast_to(formula.right(m, complex_tau(tau)), tau.shape)
+        res = xp.maximum(xp.clip(mid - lhs, min=0.0) / lhs, xp.abs(mid - right) / xp.abs(mid))
+    return res, lhs, mid, xp.real(right), xp.imag(right)
+
+
+def s20_residual(formula: AmGm, m: int, tau: np.ndarray, w: np.ndarray,
+                 ctx: Context | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """``s20_sides`` on ``ctx.xp`` (NumPy without a context): the residual and the named sides (host)."""
+    res, lhs, mid, re, im = map_chunks(ctx or Context(), lambda t, v: s20_sides(formula, m, t, v), (tau, w))
+    return res, {"sum_inverse_squares": lhs, "middle": mid, "printed_right": np.stack([re, im], -1)}
 
 
 @check("S20", method="sympy", printed=S20_PRINTED, mutants=S20_MUTANTS, corrected=S20_CORRECTED)
@@ -1375,13 +1405,13 @@ def s20_equality_on_the_manifold(ctx: Context, formula: AmGm) -> Measurement:
     return exact_over_depths(ctx, compare)
 
 
-@check("S20", method="float", printed=S20_PRINTED, mutants=S20_MUTANTS, corrected=S20_CORRECTED)
+@check("S20", method="float", printed=S20_PRINTED, mutants=S20_MUTANTS, corrected=S20_CORRECTED, backend=True)
 def s20_at_random_minima(ctx: Context, formula: AmGm) -> Measurement:
     """Both relations of (S20) at random global minima (w_1..w_{m-1} log-normal, w_m = tau / prod),
-    both signs of tau: sum 1/w_j^2 computed directly."""
+    both signs of tau: sum 1/w_j^2 computed directly; on ``ctx.xp``."""
     out = Residuals()
     for b in minima(ctx):
-        res, sides = s20_residual(formula, b.m, b.tau, b.w)
+        res, sides = s20_residual(formula, b.m, b.tau, b.w, ctx)
         out.add(b.m, res, lambda i, b=b, sides=sides: b.record(i, **sides))
     return out.measurement(FLOAT_TOL, FLOAT_REASON)
 
@@ -1422,40 +1452,53 @@ def balanced(w: np.ndarray, tau: np.ndarray) -> np.ndarray:
     return np.abs(tau)[:, None] ** (1 / m) * signs
 
 
-def s21_residual(formula, m: int, sx2: np.ndarray, tau: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """At feasible w: the violation of lambda_max(w) >= bound and the gap between the bound and
-    lambda_max at the balanced point (it must be attained), relative to lambda_max; infinite when the
-    printed bound is not a real number. lambda_max from a dense eigensolver of sympy's Hessian.
-    Also returned: the bound and both lambda_max."""
+def s21_sides(formula, m: int, sx2: ln.Array, tau: ln.Array, H: ln.Array, H_bal: ln.Array) -> tuple[ln.Array, ...]:
+    """Given the Hessians at feasible w and at its balanced point: the violation of lambda_max(w) >=
+    bound and the gap between the bound and lambda_max at the balanced point (it must be attained),
+    relative to lambda_max, infinite when the printed bound is not a real number; then the bound's
+    real and imaginary parts and both lambda_max (dense eigensolver). Any namespace."""
+    xp = ln.namespace(H, tau)
     with np.errstate(all="ignore"):
-        bound = np.broadcast_to(np.asarray(formula(m, sx2, complex_tau(tau)), dtype=complex), tau.shape)
-    lam = sn.lambda_max(w, sx2, sx2 * tau)
-    lam_bal = sn.lambda_max(balanced(w, tau), sx2, sx2 * tau)
+        bound = xp.broadcast_to(formula(m, sx2, complex_tau(tau)), tau.shape)
+    lam = xp.linalg.eigvalsh(H)[:, -1]
+    lam_bal = xp.linalg.eigvalsh(H_bal)[:, -1]
     floor = 1e-12 * sx2  # lambda_max is 0 at tau = 0, m >= 2
-    violation = np.maximum(0.0, bound.real - lam) / np.maximum(lam, floor)
-    gap = np.abs(lam_bal - bound.real) / np.maximum(lam_bal, floor)
-    real = np.abs(bound.imag) <= 1e-12 * np.abs(bound)
-    return np.where(real, np.maximum(violation, gap), np.inf), {
-        "printed_bound": np.stack([bound.real, bound.imag], -1), "lambda_max": lam, "lambda_max_balanced": lam_bal}
+    re, im = xp.real(bound), xp.imag(bound)
+    violation = xp.clip(re - lam, min=0.0) / xp.maximum(lam, floor)
+    gap = xp.abs(lam_bal - re) / xp.maximum(lam_bal, floor)
+    real = xp.abs(im) <= 1e-12 * xp.abs(bound)
+    res = xp.where(real, xp.maximum(violation, gap), xp.full_like(gap, math.inf))
+    return res, re, im, lam, lam_bal
 
 
-@check("S21", method="float", printed=printed_minimum, mutants=MINIMUM_MUTANTS, corrected=S21_CORRECTED)
+def s21_residual(formula, m: int, sx2: np.ndarray, tau: np.ndarray, w: np.ndarray,
+                 ctx: Context | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """``s21_sides`` on ``ctx.xp`` (NumPy without a context) with sympy's Hessians of the loss at w and
+    at its balanced point (host): the residual, the bound and both lambda_max."""
+    sxy = sx2 * tau
+    hessians = (sn.hessian(w, sx2, sxy), sn.hessian(balanced(w, tau), sx2, sxy))
+    res, re, im, lam, lam_bal = map_chunks(ctx or Context(), lambda *a: s21_sides(formula, m, *a), (sx2, tau, *hessians))
+    return res, {"printed_bound": np.stack([re, im], -1), "lambda_max": lam, "lambda_max_balanced": lam_bal}
+
+
+@check("S21", method="float", printed=printed_minimum, mutants=MINIMUM_MUTANTS, corrected=S21_CORRECTED, backend=True)
 def s21_at_random_minima(ctx: Context, formula) -> Measurement:
     """(S21) at random global minima (both signs of tau, and tau = 0 minima with w_1 = 0) and its
-    attainment at the balanced point, against a dense eigensolver of sympy's Hessian of the loss.
+    attainment at the balanced point, against a dense eigensolver (on ``ctx.xp``) of sympy's Hessian
+    of the loss (host).
     Reported: the least slack (lambda_max - bound) / lambda_max over the random minima with m >= 2
     where the printed bound is real (for m = 1 every minimum is flattest)."""
     out = Residuals()
     slack = [np.array([np.inf])]
     for b in minima(ctx):
-        res, seen = s21_residual(formula, b.m, b.sx2, b.tau, b.w)
+        res, seen = s21_residual(formula, b.m, b.sx2, b.tau, b.w, ctx)
         out.add(b.m, res, lambda i, b=b, seen=seen: b.record(i, **seen))
         bound, lam = seen["printed_bound"], seen["lambda_max"]
         if b.m >= 2:
             slack.append(((lam - bound[:, 0]) / lam)[np.abs(bound[:, 1]) <= 1e-12 * np.abs(bound[:, 0])])
         zero = b.w[:20].copy()
         zero[:, 0] = 0.0
-        res, seen = s21_residual(formula, b.m, b.sx2[:20], np.zeros(len(zero)), zero)
+        res, seen = s21_residual(formula, b.m, b.sx2[:20], np.zeros(len(zero)), zero, ctx)
         out.add(b.m, res, lambda i, z=zero, b=b, seen=seen: {"m": b.m, "sigma_x2": b.sx2[i], "tau": 0.0, "w": z[i],
                                                              **{k: v[i] for k, v in seen.items()}}, shape=", tau=0")
     return out.measurement(FLOAT_TOL, FLOAT_REASON, least_slack_m_ge_2=float(np.min(np.concatenate(slack))))
@@ -1540,7 +1583,8 @@ def s22_violations(ctx: Context, formula) -> tuple[list[dict], int, list[str]]:
 def s22_flattest_set(ctx: Context, formula) -> Measurement:
     """Omega_0 as printed against ground truth for tau != 0 (both signs): lambda_max from a dense
     eigensolver of sympy's Hessian at random global minima and at sampled points of Omega_0, global
-    minima by (S11), and the minimizers of (S19) found by BFGS (shared with the (S19) check)."""
+    minima by (S11), and the minimizers of (S19) found by BFGS (shared with the (S19) check). Stays on
+    NumPy: scipy's optimizer and a per-instance host loop of case distinctions."""
     bad, total, shapes = s22_violations(ctx, formula)
     return count_measurement(bad, total, shapes)
 
@@ -1606,7 +1650,7 @@ def s22_zero_tau_violations(formula, depths: range) -> tuple[list[dict], int]:
 def s22_flattest_set_tau_zero_included(ctx: Context, formula) -> Measurement:
     """The float check of Omega_0 for tau != 0 together with tau = 0, where all of {-1, 0, 1}^m with
     prod w = 0 (m = 1..min(6, max_depth)) are compared: exact Hessians (small integers), lambda_max
-    from a dense eigensolver."""
+    from a dense eigensolver. Stays on NumPy, as the tau != 0 check does (scipy, host loops)."""
     bad, total, shapes = s22_violations(ctx, formula)
     depths = range(1, min(6, ctx.profile.max_depth) + 1)
     zero, points_at_zero = s22_zero_tau_violations(formula, depths)
