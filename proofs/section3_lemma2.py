@@ -31,7 +31,9 @@ from verify.context import Context, derive_seed
 from verify.measure import batch_measurement, to_jsonable
 from verify.model import Measurement
 from verify.search import search
+from proofs import linear_network as ln
 from proofs import scalar_network as sn
+from proofs.on_backend import map_chunks
 
 EPS = np.finfo(float).eps
 DEPTHS = range(2, 9)  # depths with more than one minimum per orthant (m = 1 has a single minimum)
@@ -66,9 +68,16 @@ class Termwise:
     __radd__, __rmul__ = __add__, __mul__
 
 
+def exact_arrays(*xs: Any) -> bool:
+    """Are these NumPy object arrays (Fractions, sympy) or plain numbers, not arrays of a float namespace?"""
+    return all(not hasattr(x, "shape") or (isinstance(x, np.ndarray) and x.dtype == object) for x in xs)
+
+
 def total(x: Any) -> Any:
-    """Sum over the layer index (the last array axis, or i = 1..m)."""
-    return sp.Sum(x.term, (INDEX, 1, M)) if isinstance(x, Termwise) else x.sum(axis=-1)
+    """Sum over the layer index (the last array axis of any namespace, or i = 1..m)."""
+    if isinstance(x, Termwise):
+        return sp.Sum(x.term, (INDEX, 1, M))
+    return x.sum(axis=-1) if exact_arrays(x) else ln.namespace(x).sum(x, axis=-1)
 
 
 def depth(x: Any) -> Any:
@@ -95,10 +104,13 @@ def geometric_mean(v: np.ndarray) -> Any:
     return p ** (1 / m)
 
 
-def three_way(lhs: Any, rhs: Any) -> np.ndarray:
-    """+1 where lhs > rhs, -1 where lhs < rhs, 0 where equal (works on object arrays)."""
-    lhs, rhs = np.asarray(lhs), np.asarray(rhs)
-    return (lhs > rhs).astype(int) - (lhs < rhs).astype(int)
+def three_way(lhs: Any, rhs: Any) -> Any:
+    """+1 where lhs > rhs, -1 where lhs < rhs, 0 where equal (object arrays, or any float namespace)."""
+    if exact_arrays(lhs, rhs):
+        lhs, rhs = np.asarray(lhs), np.asarray(rhs)
+        return (lhs > rhs).astype(int) - (lhs < rhs).astype(int)
+    xp = ln.namespace(*(x for x in (lhs, rhs) if hasattr(x, "shape")))
+    return xp.astype(lhs > rhs, xp.int64) - xp.astype(lhs < rhs, xp.int64)
 
 
 # --- the supplement's expressions, as printed ------------------------------------------------------
@@ -348,8 +360,15 @@ def ordering_measurement(batches: list[tuple[Pairs, np.ndarray, np.ndarray]], *,
                              violations=int(flat.sum()), undecided_within_rounding=undecided, **details)
 
 
-def criterion_order(formula: Callable, pairs: Pairs) -> np.ndarray:
-    return three_way(*formula(pairs.w1, pairs.w2))
+def on_pairs(ctx: Context | None, fn: Callable[..., Any], arrays: tuple[np.ndarray, ...]) -> Any:
+    """``fn(*arrays)``: exact (object) arrays on the host, float ones on ``ctx.xp`` in chunks (NumPy
+    without a context)."""
+    return fn(*arrays) if exact_arrays(*arrays) else map_chunks(ctx or Context(), fn, arrays)
+
+
+def criterion_order(formula: Callable, pairs: Pairs, ctx: Context | None = None) -> np.ndarray:
+    """The three-way order the criterion gives w1 against w2 (float pairs on ``ctx.xp``)."""
+    return on_pairs(ctx, lambda w1, w2: three_way(*formula(w1, w2)), (pairs.w1, pairs.w2))
 
 
 def agreement(batches: list[tuple[Pairs, np.ndarray, np.ndarray]]) -> dict[str, Any]:
@@ -391,8 +410,8 @@ def measured_pairs(seed: int, n: int, exact: bool, tau_sign: int = 1, orthants: 
     return tuple(out)
 
 
-def judged(formula: Callable, batches) -> list[tuple[Pairs, np.ndarray, np.ndarray]]:
-    return [(pairs, criterion_order(formula, pairs), sharpness.order()) for pairs, sharpness in batches]
+def judged(formula: Callable, batches, ctx: Context | None = None) -> list[tuple[Pairs, np.ndarray, np.ndarray]]:
+    return [(pairs, criterion_order(formula, pairs, ctx), sharpness.order()) for pairs, sharpness in batches]
 
 
 OUTSIDE_DOMAIN = {"tau<0, both minima in one orthant": dict(tau_sign=-1, orthants="same"),
@@ -413,12 +432,13 @@ S23_MUTANTS = {"inequality reversed": lambda w1, w2: s23_printed(w2, w1),
                "denominators dropped: sum w2 > sum w1": lambda w1, w2: (total(w2), total(w1))}
 
 
-@check("Claim S1", method="float", printed=s23_printed, mutants=S23_MUTANTS)
+@check("Claim S1", method="float", printed=s23_printed, mutants=S23_MUTANTS, backend=True)
 def claim_s1_implication_float(ctx: Context, formula) -> Measurement:
-    """On random pairs of minima in the positive orthant (tau > 0, m = 2..8): wherever (S23) holds,
-    w1 is measured sharper along the line (float64 t^2 coefficient of the loss, beyond its rounding
-    bound). Details: how often the converse (measured sharper => S23) holds on the same pairs."""
-    batches = judged(formula, measured_pairs(ctx.check_seed, ctx.profile.instances, False))
+    """On random pairs of minima in the positive orthant (tau > 0, m = 2..8): wherever (S23) holds
+    (on ``ctx.xp``), w1 is measured sharper along the line (float64 t^2 coefficient of the loss,
+    beyond its rounding bound; host). Details: how often the converse (measured sharper => S23)
+    holds on the same pairs."""
+    batches = judged(formula, measured_pairs(ctx.check_seed, ctx.profile.instances, False), ctx)
     converse = ordering_measurement(batches, implication=True, from_measured=True).details["violations"]
     return ordering_measurement(batches, implication=True, converse_violations=converse)
 
@@ -509,14 +529,15 @@ def central_difference_orders(seed: int, n: int) -> tuple[tuple[Pairs, np.ndarra
     return tuple(out)
 
 
-@check("S23", method="float", printed=s23_printed, mutants=S23_MUTANTS)
+@check("S23", method="float", printed=s23_printed, mutants=S23_MUTANTS, backend=True)
 def s23_iff_sharper_central_differences(ctx: Context, formula) -> Measurement:
-    """Float pairs of minima in the positive orthant (m = 2..8): the order of (S23) equals the order
-    of central second differences of the loss along the line wherever their gap exceeds their error
-    bounds (which must bound their actual error against the float t^2 coefficient)."""
+    """Float pairs of minima in the positive orthant (m = 2..8): the order of (S23) (on ``ctx.xp``)
+    equals the order of central second differences of the loss along the line (host) wherever their
+    gap exceeds their error bounds (which must bound their actual error against the float t^2
+    coefficient)."""
     data = central_difference_orders(ctx.check_seed, ctx.profile.instances)
     error_ratio = max(ratio for *_, ratio in data)
-    batches = [(pairs, criterion_order(formula, pairs), measured) for pairs, measured, _ in data]
+    batches = [(pairs, criterion_order(formula, pairs, ctx), measured) for pairs, measured, _ in data]
     result = ordering_measurement(
         batches, implication=False, worst_actual_to_bounded_fd_error=error_ratio,
         reason="central differences, step h = 1e-4 rms|w|: orders compared where the gap exceeds "
@@ -656,11 +677,12 @@ def s25_common_factor_exact(ctx: Context, formula) -> Measurement:
                              factor_equals_2_sx2_tau2=f"{factor_is_s16} of {flat.size}")
 
 
-@check("S25", method="float", printed=s25_printed, mutants=S25_MUTANTS)
+@check("S25", method="float", printed=s25_printed, mutants=S25_MUTANTS, backend=True)
 def s25_iff_sharper_float(ctx: Context, formula) -> Measurement:
     """Float pairs of minima in every orthant and both signs of tau (m = 2..8): the order given by
-    (S25) equals the measured order of the line sharpnesses (float t^2 coefficient of the loss)."""
-    batches = judged(formula, all_domain_pairs(ctx.check_seed, ctx.profile.instances, False))
+    (S25) (on ``ctx.xp``) equals the measured order of the line sharpnesses (float t^2 coefficient of
+    the loss; host)."""
+    batches = judged(formula, all_domain_pairs(ctx.check_seed, ctx.profile.instances, False), ctx)
     return ordering_measurement(batches, implication=False)
 
 
@@ -774,11 +796,11 @@ def s28_iff_sharper_exact(ctx: Context, formula) -> Measurement:
     return ordering_measurement(judged(formula, batches), implication=False, reason=EXACT)
 
 
-@check("S28", method="float", printed=s28_printed, mutants=S23_MUTANTS)
+@check("S28", method="float", printed=s28_printed, mutants=S23_MUTANTS, backend=True)
 def s28_reduction_needs_s27_float(ctx: Context, formula) -> Measurement:
     """Float pairs of minima in every orthant (m = 2..8), kept where both ratio sums are >= m (the
-    premise (S27) of the reduction (S26) -> (S28)): there the order of (S28) equals the measured
-    order. Details: on pairs where (S27) fails, how often (S28) disagrees with the measurement."""
+    premise (S27) of the reduction (S26) -> (S28)): there the order of (S28) (on ``ctx.xp``) equals
+    the measured order. Details: on pairs where (S27) fails, how often (S28) disagrees with the measurement."""
     kept, failing = [], []
     for pairs, sharp in all_domain_pairs(ctx.check_seed, ctx.profile.instances, False):
         premise = (ratio_sum(pairs.w2, pairs.w1) >= pairs.m) & (ratio_sum(pairs.w1, pairs.w2) >= pairs.m)
@@ -786,7 +808,7 @@ def s28_reduction_needs_s27_float(ctx: Context, formula) -> Measurement:
         for mask, into, label in ((premise, kept, "S27 holds"), (~premise, failing, "S27 fails")):
             if mask.any():
                 part = restrict(pairs, mask, label)
-                into.append((part, criterion_order(formula, part), order[mask]))
+                into.append((part, criterion_order(formula, part, ctx), order[mask]))
     return ordering_measurement(kept, implication=False, where_s27_fails=agreement(
         [(p, pred, meas) for p, pred, meas in failing]))
 
@@ -862,11 +884,12 @@ def loyal(pairs: Pairs) -> np.ndarray:
 @check("S29", method="float", printed=s29_printed,
        mutants={"missing square: w1/w2": lambda w1, w2: w1 / w2,
                 "roles swapped: w2^2/w1": lambda w1, w2: w2**2 / w1,
-                "geometric mean sqrt(w1 w2)": lambda w1, w2: np.sqrt(w1 * w2)})
+                "geometric mean sqrt(w1 w2)": lambda w1, w2: (w1 * w2) ** 0.5}, backend=True)
 def s29_deceptively_flatter_float(ctx: Context, formula) -> Measurement:
     """w1 the flattest minimum, w2 random minima in the positive orthant (m = 2..8), kept where the
-    line is loyal (w2 measured sharper): w3 = (S29) is a global minimum (its loss equals the minimum
-    to rounding), looks flatter than w1 along their line, yet has the larger lambda_max."""
+    line is loyal (w2 measured sharper): w3 = (S29) (on ``ctx.xp``) is a global minimum (its loss
+    equals the minimum to rounding), looks flatter than w1 along their line, yet has the larger
+    lambda_max (host: the loss, its line polynomial and sympy's Hessian)."""
     residuals, owners, counts = [], [], {}
     for pairs in flattest_pairs(ctx.check_seed, ctx.profile.instances, False):
         keep = loyal(pairs)
@@ -874,7 +897,7 @@ def s29_deceptively_flatter_float(ctx: Context, formula) -> Measurement:
         counts[f"m={pairs.m}"] = f"{int(keep.sum())} loyal of {len(keep)}"
         if not keep.any():
             continue
-        w3 = formula(w1, w2)
+        w3 = on_pairs(ctx, formula, (w1, w2))
         sxy, sy2 = tau * sx2, 1.5 * sx2 * tau**2
         gap = np.abs(sn.loss(w3, sx2, sxy, sy2) - sn.loss(w1, sx2, sxy, sy2))
         is_minimum = gap <= 8 * (pairs.m + 3) * EPS * 4.5 * sx2 * tau**2
@@ -890,21 +913,22 @@ S30_MUTANTS = {"inequality reversed": lambda w1, w2: s30_printed(w2, w1),
                "index misprint: sum w1/w2 on both sides": lambda w1, w2: (ratio_sum(w1, w2), ratio_sum(w1, w2))}
 
 
-def s30_measurement(formula: Callable, batches: tuple[Pairs, ...], reason: str) -> Measurement:
+def s30_measurement(formula: Callable, batches: tuple[Pairs, ...], reason: str,
+                    ctx: Context | None = None) -> Measurement:
     """Measured 'w2 sharper than the flattest w1' (loyal line) => (S30); details: the converse."""
-    judged_batches = [(p, three_way(*formula(p.w1, p.w2)), line_sharpness(p.w2, p.w1, p.sx2, p.tau).order())
+    judged_batches = [(p, criterion_order(formula, p, ctx), line_sharpness(p.w2, p.w1, p.sx2, p.tau).order())
                       for p in batches]
     converse = ordering_measurement(judged_batches, implication=True).details["violations"]
     return ordering_measurement(judged_batches, implication=True, from_measured=True, reason=reason,
                                 converse_violations=converse)
 
 
-@check("S30", method="float", printed=s30_printed, mutants=S30_MUTANTS)
+@check("S30", method="float", printed=s30_printed, mutants=S30_MUTANTS, backend=True)
 def s30_loyal_implies_float(ctx: Context, formula) -> Measurement:
     """w1 the flattest minimum, w2 random minima in the positive orthant (float, m = 2..8): wherever
-    w2 is measured sharper along the line, (S30) holds (the direction the text takes from Claim S1:
-    its converse)."""
-    return s30_measurement(formula, flattest_pairs(ctx.check_seed, ctx.profile.instances, False), LOGICAL)
+    w2 is measured sharper along the line (host), (S30) holds (on ``ctx.xp``; the direction the text
+    takes from Claim S1: its converse)."""
+    return s30_measurement(formula, flattest_pairs(ctx.check_seed, ctx.profile.instances, False), LOGICAL, ctx)
 
 
 @check("S30", method="exact", printed=s30_printed, mutants=S30_MUTANTS)
@@ -928,18 +952,25 @@ def s31_identities_sympy(ctx: Context, formula) -> Measurement:
     return general_identities(list(formula(w1, w2, w1**2 / w2)))
 
 
-@check("S31", method="float", printed=s31_printed, mutants=S31_MUTANTS)
+def s31_orders(formula: Callable, w1: Any, w2: Any, w3: Any) -> tuple[Any, Any]:
+    """The order of w1 against w3 predicted by Claim S1 from either side of each equality of (S31)."""
+    (a, b), (c, d) = formula(w1, w2, w3)
+    return three_way(a, d), three_way(b, c)
+
+
+@check("S31", method="float", printed=s31_printed, mutants=S31_MUTANTS, backend=True)
 def s31_conclusion_float(ctx: Context, formula) -> Measurement:
     """Random pairs of minima w1, w2 in the positive orthant (any w1, not only the flattest; m =
     2..8) and w3 = w1^2/w2: the order of w1 against w3 along their line, predicted by Claim S1 from
     either side of each equality of (S31), equals the measured one. So the line through w1 and w3
-    reverses the verdict of the line through w1 and w2."""
+    reverses the verdict of the line through w1 and w2. The sums run on ``ctx.xp``, the measurement
+    on the host."""
     batches = []
     for pairs, _ in measured_pairs(ctx.check_seed, ctx.profile.instances, False):
         w3 = pairs.w1**2 / pairs.w2
         measured = line_sharpness(pairs.w1, w3, pairs.sx2, pairs.tau).order()
-        (a, b), (c, d) = formula(pairs.w1, pairs.w2, w3)
-        batches += [(pairs, three_way(a, d), measured), (pairs, three_way(b, c), measured)]
+        first, second = on_pairs(ctx, lambda *w: s31_orders(formula, *w), (pairs.w1, pairs.w2, w3))
+        batches += [(pairs, first, measured), (pairs, second, measured)]
     return ordering_measurement(batches, implication=False)
 
 
