@@ -387,8 +387,23 @@ def agreement(batches: list[tuple[Pairs, np.ndarray, np.ndarray]]) -> dict[str, 
 
 # --- cached ground truth (independent of the formula, shared by all variants of a check) ----------
 
+def drawn_until(n: int, draw: Callable[[int], Any], kept: Callable[[Any], int]) -> Any:
+    """``draw(k)`` for k = n, 2n, 4n, ... (at most 16n) until ``kept`` of the draw reaches n: checks
+    that keep only the pairs meeting a premise still test the profile's number of instances."""
+    k = n
+    while True:
+        out = draw(k)
+        if kept(out) >= n or k >= 16 * n:
+            return out
+        k *= 2
+
+
+def s27_premise(pairs: Pairs) -> np.ndarray:
+    return (ratio_sum(pairs.w2, pairs.w1) >= pairs.m) & (ratio_sum(pairs.w1, pairs.w2) >= pairs.m)
+
+
 def per_depth(n: int) -> int:
-    return max(8, n // len(DEPTHS))
+    return max(8, math.ceil(n / len(DEPTHS)))  # rounded up: every depth draws, and the total is >= n
 
 
 EXACT_CAP = 20_000  # exact rational instances cost ~50 us each; beyond this, more of them adds little
@@ -802,8 +817,10 @@ def s28_reduction_needs_s27_float(ctx: Context, formula) -> Measurement:
     premise (S27) of the reduction (S26) -> (S28)): there the order of (S28) (on ``ctx.xp``) equals
     the measured order. Details: on pairs where (S27) fails, how often (S28) disagrees with the measurement."""
     kept, failing = [], []
-    for pairs, sharp in all_domain_pairs(ctx.check_seed, ctx.profile.instances, False):
-        premise = (ratio_sum(pairs.w2, pairs.w1) >= pairs.m) & (ratio_sum(pairs.w1, pairs.w2) >= pairs.m)
+    drawn = drawn_until(ctx.profile.instances, lambda k: all_domain_pairs(ctx.check_seed, k, False),
+                        lambda batches: sum(int(s27_premise(pairs).sum()) for pairs, _ in batches))
+    for pairs, sharp in drawn:
+        premise = s27_premise(pairs)
         order = sharp.order()
         for mask, into, label in ((premise, kept, "S27 holds"), (~premise, failing, "S27 fails")):
             if mask.any():
@@ -891,7 +908,9 @@ def s29_deceptively_flatter_float(ctx: Context, formula) -> Measurement:
     equals the minimum to rounding), looks flatter than w1 along their line, yet has the larger
     lambda_max (host: the loss, its line polynomial and sympy's Hessian)."""
     residuals, owners, counts = [], [], {}
-    for pairs in flattest_pairs(ctx.check_seed, ctx.profile.instances, False):
+    drawn = drawn_until(ctx.profile.instances, lambda k: flattest_pairs(ctx.check_seed, k, False),
+                        lambda batches: sum(int(loyal(pairs).sum()) for pairs in batches))
+    for pairs in drawn:
         keep = loyal(pairs)
         w1, w2, sx2, tau = pairs.w1[keep], pairs.w2[keep], pairs.sx2[keep], pairs.tau[keep]
         counts[f"m={pairs.m}"] = f"{int(keep.sum())} loyal of {len(keep)}"
