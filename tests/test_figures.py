@@ -41,3 +41,19 @@ def test_verify_writes_the_figures_of_the_selection(tmp_path):
     drawn = {f["file"] for f in report["figures"] if "summary" in f}
     assert "dependency_graph.png" in drawn and (tmp_path / "dependency_graph.png").stat().st_size > 10_000
     assert "](dependency_graph.png)" in (tmp_path / "report.md").read_text()
+
+
+def test_table_s1_figure_reads_the_audit_instead_of_training_again(tmp_path, monkeypatch):
+    pytest.importorskip("torch")
+    from proofs import table_s1
+    from verify.figures import fig_experiments
+
+    def no_training(*args):
+        raise AssertionError("the figure trained the networks again")
+
+    monkeypatch.setattr(table_s1, "experiment", no_training)
+    summary = {name: {"lambda_max per seed": [1.0, 2.0] if name == "SGD" else [5.0, 6.0]} for name in table_s1.METHODS}
+    check = {"printed": {"details": {"measured vs printed": summary}}}
+    report = {"claims": [{"id": "Table S1", "checks": [check]}]}
+    text = fig_experiments.render_table_s1(Context(), tmp_path / "t.png", report)
+    assert text.startswith("lambda_max SGD 1.5") and "2 seeds" in text
