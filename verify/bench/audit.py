@@ -54,13 +54,17 @@ def section(document: dict[str, Any], source: str, wall: float | None = None) ->
     run = document["run"]
     claims = sorted(document["claims"], key=lambda c: c["seconds"], reverse=True)
     total = float(run["duration_s"])
+    checks_total = sum(float(c["seconds"]) for c in claims)  # > total when workers ran checks side by side
     cells = [[str(i), c["id"], str(c.get("section", "")), str(c.get("verdict", "")), seconds(c["seconds"]),
-              f"{100 * c['seconds'] / total:.1f} %" if total else "—"] for i, c in enumerate(claims[:SLOWEST], 1)]
+              f"{100 * c['seconds'] / checks_total:.1f} %" if checks_total else "—"]
+             for i, c in enumerate(claims[:SLOWEST], 1)]
     notes = [f"audit: {len(claims)} claims, profile {run.get('profile', '?')}, seed {run.get('seed', '?')}, "
              f"{total:.1f} s as the report states" + (f", {wall:.1f} s wall in a subprocess" if wall is not None else "")
-             + f" ({source}).",
-             "a claim's seconds count its own checks; named results roll up but do not re-run what they use."]
+             + f" ({source}); {run.get('jobs', 1)} worker process(es), {checks_total:.1f} s of checks in all.",
+             "a claim's seconds count its own checks; share: of all checks' seconds; named results roll up but do "
+             "not re-run what they use."]
     data = {"source": source, "duration_s": total, "wall_s": wall, "profile": run.get("profile"),
+            "jobs": run.get("jobs", 1), "checks_seconds": checks_total,
             "claims": len(claims), "slowest": [{"id": c["id"], "seconds": c["seconds"]} for c in claims[:SLOWEST]]}
     return Section("audit", f"Audit: wall time and the {SLOWEST} slowest claims",
                    ["rank", "claim", "section", "verdict", "seconds", "share"], cells, notes, data,
