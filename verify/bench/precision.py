@@ -53,9 +53,9 @@ def _mpmath_route(weights: Sequence[np.ndarray], R: np.ndarray, dps: int) -> tup
         W = [mpf(w) for w in weights]
         data = ln.from_target(ln.end_to_end(W), mpf(R))
 
-    def residual(a: np.ndarray, b: np.ndarray) -> tuple[float, str]:
+    def residual(a: np.ndarray, b: np.ndarray) -> tuple[float, dict[str, Any]]:
         with mpmath.workdps(dps):
-            return float(max(abs(x) for x in (a - b).ravel()) / max(abs(x) for x in b.ravel())), ""
+            return float(max(abs(x) for x in (a - b).ravel()) / max(abs(x) for x in b.ravel())), {}
 
     return (lambda: lemma3.hessian(W, data)), (lambda: hessian_reference.hyperdual_hessian(W, data)), residual
 
@@ -65,15 +65,24 @@ def _flint_route(weights: Sequence[np.ndarray], R: np.ndarray, dps: int) -> tupl
         W = [arb_lemma3.to_arb(w) for w in weights]
         data = arb_lemma3.data_from_target(arb_lemma3.product(W, 1, len(W), R.shape[0]), arb_lemma3.to_arb(R))
 
-    def residual(a: Any, b: Any) -> tuple[float, str]:
+    def residual(a: Any, b: Any) -> tuple[float, dict[str, Any]]:
         bound, radius, contains = arb_lemma3.discrepancy(a, b)
-        return bound, f"0 in every entry of the difference: {contains}; largest radius {radius:.1e}"
+        return bound, {"contains": contains, "radius": radius}
 
     return (lambda: arb_lemma3.hessian_phi(W, data)), (lambda: arb_lemma3.hessian_jets(W, data)), residual
 
 
 ROUTES = {MPMATH: (_mpmath_route, mpmath.workdps, lambda: True),
           FLINT: (_flint_route, arb_lemma3.digits, arb_lemma3.available)}
+
+
+def _ball_note(balls: Sequence[dict[str, Any]]) -> str:
+    """For ball arithmetic, over all instances: does every entry of every difference contain 0, and
+    the largest radius."""
+    if not balls or not all(balls):
+        return ""
+    contains = all(b["contains"] for b in balls)
+    return f"0 in every entry of every difference: {contains}; largest radius {max(b['radius'] for b in balls):.1e}"
 
 
 def measure(m: int, d: int, digits: Sequence[int], count: int, repeats: int, seed: int,
@@ -102,7 +111,7 @@ def measure(m: int, d: int, digits: Sequence[int], count: int, repeats: int, see
             row.phi_seconds, row.reference_seconds = float(np.median(phi_t)), float(np.median(ref_t))
             row.total_seconds = row.phi_seconds + row.reference_seconds
             row.residual = max(residuals)
-            row.note = "; ".join(sorted(set(n for n in notes if n)))
+            row.note = _ball_note(notes)
             group.append(row)
         fastest = next((r for r in group if r.library == FLINT and r.total_seconds), None)
         for r in group:
