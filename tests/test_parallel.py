@@ -44,3 +44,30 @@ def test_groups_keep_a_module_together_biggest_first():
     assert sum(map(len, grouped)) == len(checks)
     assert all(len({c.run.__module__ for c in g}) == 1 for g in grouped)
     assert [len(g) for g in grouped] == sorted((len(g) for g in grouped), reverse=True)
+
+
+def test_a_dead_worker_is_a_clean_error(monkeypatch, tmp_path, capsys):
+    from concurrent.futures import Future
+    from concurrent.futures.process import BrokenProcessPool
+
+    from verify import parallel
+
+    class DeadPool:  # every task's worker "died"
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def submit(self, *args):
+            future = Future()
+            future.set_exception(BrokenProcessPool("killed"))
+            return future
+
+        def shutdown(self, *args, **kwargs):
+            pass
+
+    monkeypatch.setattr(parallel, "ProcessPoolExecutor", DeadPool)
+    monkeypatch.setattr(engine, "PARALLEL_MIN_CHECKS", 1)
+    before = list(tmp_path.iterdir())
+    assert cli.main(["run", "S3", "--profile", "quick", "--jobs", "2", "--report-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "worker process died" in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == before

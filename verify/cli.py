@@ -31,7 +31,7 @@ from .checks import CheckDefinitionError
 from .context import PROFILES, Context
 from .engine import PARALLEL_MIN_CHECKS, Audit, SelectionError, select
 from .model import BAD
-from .parallel import default_jobs
+from .parallel import WorkerCrash, default_jobs
 
 COMMANDS = ("run", "list", "bench", "probe", "mutants")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -321,6 +321,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SelectionError, CatalogError) as exc:
         terminal.error(str(exc))
         return EXIT_USAGE
+    except WorkerCrash as exc:
+        terminal.error(f"{exc}; no report was written")
+        return EXIT_FAILED
     except CheckDefinitionError as exc:  # a broken check module: the suite itself is at fault
         terminal.error(f"cannot load the checks: {exc}")
         return EXIT_FAILED

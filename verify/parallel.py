@@ -18,6 +18,7 @@ import os
 import signal
 from collections import defaultdict
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 from typing import Callable, Iterable
 
@@ -26,6 +27,10 @@ from .context import Context
 from .model import Check, CheckResult
 
 _WORKER: dict = {}
+
+
+class WorkerCrash(RuntimeError):
+    """A worker process died (killed, out of memory): its checks have no result."""
 
 
 def default_jobs() -> int:
@@ -83,7 +88,11 @@ def evaluate_parallel(checks: list[Check], ctx: Context, jobs: int,
                 if on_result:
                     on_result(by_id[check_id])
             for future in done:
-                for check_id, r in future.result():
+                try:
+                    finished = future.result()
+                except BrokenProcessPool as exc:
+                    raise WorkerCrash(f"a worker process died ({exc}); rerun with --jobs 1 to find the check") from None
+                for check_id, r in finished:
                     results[check_id] = replace(r, check=by_id[check_id])
     except BaseException:
         for process in list((getattr(pool, "_processes", None) or {}).values()):
