@@ -20,51 +20,14 @@ import numpy as np
 
 from . import linear_network as ln
 from . import minima
+from .exact import fractions, identity, inverse, rational_orthogonal
+from .linear_network import diag_rect
 
 
-def fractions(A: Sequence) -> np.ndarray:
-    """An object array of Fractions from nested ints/Fractions."""
-    return np.vectorize(Fraction, otypes=[object])(np.asarray(A, dtype=object))
-
-
-def identity(n: int) -> np.ndarray:
-    return fractions(np.eye(n, dtype=int))
-
-
-def inverse(A: np.ndarray) -> np.ndarray:
-    """The exact inverse of a rational matrix (Gauss-Jordan over Fraction)."""
-    n = A.shape[0]
-    M = np.concatenate([fractions(A), identity(n)], axis=1)
-    for col in range(n):
-        pivot = next((r for r in range(col, n) if M[r, col] != 0), None)
-        if pivot is None:
-            raise ValueError("singular matrix")
-        M[[col, pivot]] = M[[pivot, col]]
-        M[col] = M[col] / M[col, col]
-        for r in range(n):
-            if r != col and M[r, col] != 0:
-                M[r] = M[r] - M[r, col] * M[col]
-    return M[:, n:]
-
-
-def rational_orthogonal(n: int, rng: np.random.Generator) -> np.ndarray:
-    """Q = (I - K)(I + K)^{-1} for a random rational skew K: exactly orthogonal."""
-    A = fractions(rng.integers(-3, 4, size=(n, n))) / 4
-    K = A - A.T
-    return (identity(n) - K) @ inverse(identity(n) + K)
-
-
-def integer_invertible(n: int, rng: np.random.Generator) -> np.ndarray:
+def integer_invertible(rng: np.random.Generator, n: int) -> np.ndarray:
     """A small integer matrix that is invertible (diagonally dominant)."""
     A = rng.integers(-2, 3, size=(n, n))
     return fractions(A + np.diag(np.abs(A).sum(axis=1) + 1))
-
-
-def diag_rect(values: Sequence[Fraction], rows: int, cols: int) -> np.ndarray:
-    out = fractions(np.zeros((rows, cols), dtype=int))
-    for q, x in enumerate(values[:min(rows, cols)]):
-        out[q, q] = Fraction(x)
-    return out
 
 
 @dataclass(frozen=True)
@@ -123,8 +86,8 @@ def canonical(label: str, dims: Sequence[int], t: Sequence[Fraction], seed: int,
     if sum(x != 0 for x in t) > min(dims):
         raise ValueError(f"rank {sum(x != 0 for x in t)} exceeds the narrowest width of {dims}")
     rng = np.random.default_rng(seed)
-    U, V = rational_orthogonal(dims[-1], rng), rational_orthogonal(dims[0], rng)
-    C = [diag_rect(t, dims[i + 1], dims[i]) for i in range(len(dims) - 1)]
+    U, V = rational_orthogonal(rng, dims[-1]), rational_orthogonal(rng, dims[0])
+    C = [diag_rect(fractions(t), dims[i + 1], dims[i]) for i in range(len(dims) - 1)]
     C[0] = C[0] @ V.T
     C[-1] = U @ C[-1]
     return RationalMinimum(label, "canonical", dims, t, U, V, tuple(C), identity(dims[0]) if R is None else fractions(R))
@@ -135,7 +98,7 @@ def conjugated(base: RationalMinimum, label: str, kind: str, seed: int) -> Ratio
     small integer M_i (kind "random (S104)"); the product stays T."""
     rng = np.random.default_rng(seed)
     make = rational_orthogonal if kind == "rotated flattest" else integer_invertible
-    M = [make(d, rng) for d in base.dims[1:-1]]
+    M = [make(rng, d) for d in base.dims[1:-1]]
     W = minima.conjugate(list(base.weights), M, [inverse(A) for A in M])
     return RationalMinimum(label, kind, base.dims, base.t, base.U, base.V, tuple(W), base.R)
 

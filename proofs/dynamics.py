@@ -248,7 +248,7 @@ def balanced_init(dims: Sequence[int], rng: np.random.Generator, batch: tuple[in
     s = grid[::-1] + jitter
     U = [minima.random_orthogonal(rng, batch, d) for d in dims]
     t = lambda M: np.swapaxes(M, -1, -2)
-    return [U[k + 1] @ minima.diag_rect(s, dims[k + 1], dims[k]) @ t(U[k]) for k in range(len(dims) - 1)]
+    return [U[k + 1] @ ln.diag_rect(s, dims[k + 1], dims[k]) @ t(U[k]) for k in range(len(dims) - 1)]
 
 
 def random_init(dims: Sequence[int], rng: np.random.Generator, batch: tuple[int, ...] = (),

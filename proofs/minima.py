@@ -24,6 +24,8 @@ from typing import Sequence
 
 import numpy as np
 
+from .linear_network import diag_rect
+
 RANK_RTOL = 1e-10
 
 
@@ -42,15 +44,6 @@ def check_widths(T: np.ndarray, dims: Sequence[int]) -> int:
         k, d = narrow[0]
         raise WidthError(f"width d_{k} = {d} is smaller than rank(T) = {rank}: no global minimum has these widths")
     return rank
-
-
-def diag_rect(values: np.ndarray, rows: int, cols: int) -> np.ndarray:
-    """Batched rows x cols matrices with ``values`` on the diagonal (truncated or zero-padded)."""
-    out = np.zeros((*values.shape[:-1], rows, cols))
-    n = min(rows, cols, values.shape[-1])
-    idx = np.arange(n)
-    out[..., idx, idx] = values[..., :n]
-    return out
 
 
 def canonical_factors(T: np.ndarray, dims: Sequence[int], layer_values: np.ndarray | None = None) -> list[np.ndarray]:

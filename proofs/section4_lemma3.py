@@ -59,6 +59,7 @@ def _number(x: float) -> float | str:
     """JSON has no inf/nan: counterexamples keep them as strings."""
     return to_jsonable(float(x))
 
+from . import exact
 from . import hessian_reference as hr
 from . import lemma3
 from . import linear_network as ln
@@ -245,21 +246,7 @@ class Point:
             return ln.namespace(M).linalg.inv(M)
         if self.kind == "sympy":
             return np.array(sp.Matrix(M.tolist()).inv().tolist(), dtype=object)
-        return gauss_jordan_inverse(M)
-
-
-def gauss_jordan_inverse(M: np.ndarray) -> np.ndarray:
-    """Inverse of a square object array over an exact or arbitrary-precision field."""
-    n = M.shape[-1]
-    A = np.concatenate([M.copy(), np.eye(n, dtype=object)], axis=1)
-    for c in range(n):
-        pivot = max(range(c, n), key=lambda r: abs(A[r, c]))
-        A[[c, pivot]] = A[[pivot, c]]
-        A[c] = A[c] / A[c, c]
-        for r in range(n):
-            if r != c:
-                A[r] = A[r] - A[r, c] * A[c]
-    return A[:, n:]
+        return exact.inverse(M)
 
 
 def perturbed(W: Sequence[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:

@@ -43,6 +43,7 @@ from verify.search import search
 from proofs import flattest_search, hessian_reference, lemma3, manifold, minima
 from proofs import instances as inst
 from proofs import linear_network as ln
+from proofs.exact import inverse, rational_orthogonal
 from proofs.on_backend import map_chunks
 
 EXACT = "exact rational arithmetic: no tolerance"
@@ -356,7 +357,7 @@ def random_chains(rng: np.random.Generator, n: int, dims: Sequence[int], kind: s
             if kind == "tight":
                 values[:, 1:] = 0.0
                 values[:, 0] = 1.0
-            D = minima.diag_rect(values * rng.uniform(0.5, 2.0, size=(n, 1)) if kind == "aligned" else values,
+            D = ln.diag_rect(values * rng.uniform(0.5, 2.0, size=(n, 1)) if kind == "aligned" else values,
                                  dims[k], dims[k + 1])
             psis.append(X[k] @ D @ tr(X[k + 1]))
     elif kind == "orthogonal":
@@ -618,18 +619,6 @@ def lemma4_random_chains_float(ctx: Context, formula) -> Measurement:
 
 
 # === (S51)-(S53): the maximal value of nu(B) ========================================================
-
-def rational_orthogonal(rng: np.random.Generator, n: int) -> np.ndarray:
-    """An exactly orthogonal rational matrix (Cayley transform (I - K)(I + K)^{-1} of a random
-    rational skew K), as an object array of Fractions."""
-    K = sp.zeros(n, n)
-    for i in range(n):
-        for j in range(i + 1, n):
-            K[i, j] = sp.Rational(int(rng.integers(-3, 4)), int(rng.integers(1, 4)))
-            K[j, i] = -K[i, j]
-    Q = (sp.eye(n) - K) * (sp.eye(n) + K).inv()
-    return np.array([[Fraction(int(x.p), int(x.q)) for x in row] for row in Q.tolist()], dtype=object)
-
 
 def to_mpf(A: Any) -> Any:
     """Fractions (or floats) to mpf at the working precision, elementwise."""
@@ -1239,14 +1228,6 @@ def rational_spd_half(rng: np.random.Generator, d: int) -> np.ndarray:
     return R
 
 
-def exact_inverse(M: np.ndarray) -> np.ndarray:
-    """Inverse of an object matrix: exact over Fractions (sympy), mpmath at the working precision."""
-    if isinstance(M.flat[0], Fraction):
-        inv = to_sympy(M).inv()
-        return np.array([[Fraction(int(x.p), int(x.q)) for x in row] for row in inv.tolist()], dtype=object)
-    return np.array(mpmath.inverse(mpmath.matrix(M.tolist())).tolist(), dtype=object)
-
-
 def hp_layer_values(rng: np.random.Generator, roots: Sequence[Any], m: int, family: str) -> list[list[Any]]:
     """Diagonal values c[i][q] of the layers of a flattest-type minimum with prod_i c[i][q] = roots[q]^m.
     'rebalanced flattest' (mpf only): minima.rebalanced_values, renormalised at the working precision
@@ -1288,7 +1269,7 @@ def hp_minimum(rng: np.random.Generator, dims: Sequence[int], roots: Sequence[An
     hidden = dims[1:-1]
     if family == RANDOM:
         M = [convert(invertible_rational(rng, d)) for d in hidden]
-        return minima.conjugate(C, M, [exact_inverse(x) for x in M]), U, V
+        return minima.conjugate(C, M, [inverse(x) for x in M]), U, V
     O = [convert(rational_orthogonal(rng, d)) for d in hidden]
     return minima.conjugate(C, O, [tr(x) for x in O]), U, V
 

@@ -354,18 +354,7 @@ class Target:
 
     @property
     def T(self) -> np.ndarray:
-        return self.U @ diag_rect(self.s, self.U.shape[-1], self.Vt.shape[-1]) @ self.Vt
-
-
-def diag_rect(values: np.ndarray, rows: int, cols: int) -> np.ndarray:
-    """rows x cols matrices with ``values`` on the diagonal; keeps the dtype (float or object)."""
-    out = np.zeros((*values.shape[:-1], rows, cols), dtype=values.dtype)
-    if values.dtype == object:
-        out[...] = mpmath.mpf(0)
-    n = min(rows, cols, values.shape[-1])
-    idx = np.arange(n)
-    out[..., idx, idx] = values[..., :n]
-    return out
+        return self.U @ ln.diag_rect(self.s, self.U.shape[-1], self.Vt.shape[-1]) @ self.Vt
 
 
 def random_target(rng: np.random.Generator, n: int, shape: Shape) -> Target:
@@ -384,7 +373,7 @@ def layer_cores(s: np.ndarray, dims: Sequence[int]) -> list[np.ndarray]:
     """D_k = diag(sigma_q(T)^{1/m}), d_k x d_{k-1}: the canonical layers in the singular bases of T."""
     m = len(dims) - 1
     root = s ** (1.0 / m) if s.dtype != object else np.vectorize(lambda x: mpmath.root(x, m), otypes=[object])(s)
-    return [diag_rect(root, dims[k + 1], dims[k]) for k in range(m)]
+    return [ln.diag_rect(root, dims[k + 1], dims[k]) for k in range(m)]
 
 
 def place(target: Target, cores: Sequence[np.ndarray], rotations: Sequence[np.ndarray]) -> list[np.ndarray]:

@@ -144,7 +144,7 @@ def s104_printed(U: Any, s: Any, Vt: Any, A: Sequence[Any], dims: Sequence[int])
 def s104_with(U, s, Vt, A, dims, root=lambda m: 1 / m, inverse=inv, right=lambda i, m: i - 1, V=lambda Vt: Vt) -> list:
     """(S104) with its parts exchangeable, for the printed formula and its mutants."""
     m = len(dims) - 1
-    S = [minima.diag_rect(s ** root(m), dims[i], dims[i - 1]) for i in range(1, m + 1)]  # S[i-1] = S_i^{1/m}
+    S = [ln.diag_rect(s ** root(m), dims[i], dims[i - 1]) for i in range(1, m + 1)]  # S[i-1] = S_i^{1/m}
 
     def a(i: int) -> Any:
         return A[i - 1]

@@ -54,12 +54,6 @@ def test_gram_by_polarisation_recovers_a_symmetric_matrix(rng):
     np.testing.assert_allclose(s5.gram_by_polarisation(np.einsum("ki,ij,kj->k", X, G, X), 4), G, atol=1e-12)
 
 
-def test_rational_orthogonal_is_exact(rng):
-    Q = s5.rational_orthogonal(rng, 3)
-    assert all(isinstance(x, Fraction) for x in Q.flat)
-    assert (Q @ Q.T == np.eye(3, dtype=int).astype(object)).all()
-
-
 def test_exact_minimum_multiplies_to_its_target(rng):
     roots = [Fraction(3, 2), Fraction(1, 3)]
     for family in ("canonical", "rotated flattest", s5.RANDOM):
